@@ -1,0 +1,175 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lloom/lloom/node/executor"
+	"github.com/lloom/lloom/pkg/config"
+	lp "github.com/lloom/lloom/protocol"
+	"github.com/lloom/lloom/protocol/pb"
+)
+
+func newExecutorCommand(a *app) *cobra.Command {
+	cfg := executor.DefaultConfig()
+	var (
+		nf     netFlags
+		models []string
+	)
+	cmd := &cobra.Command{
+		Use:   "executor",
+		Short: "Run an executor: announce the models you serve",
+		Long: `Run an executor. It announces the models it serves (from --config and
+--model) in signed announcements once a validator has joined the topic,
+sends a heartbeat with each model's load every --heartbeat-interval, and
+withdraws its announcement (REMOVAL) on SIGINT or SIGTERM.
+
+When the --config file changes, or on SIGHUP, it reloads the file and
+announces the whole new model set. A file that does not load is reported
+and the current models stay.`,
+		Example: `  lloom executor --validator 127.0.0.1:8080 --model llama3.2:3b
+  VALIDATOR_ADDRESS=/ip4/127.0.0.1/tcp/8080/p2p/12D3KooW... lloom executor --config executor.toml`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var err error
+			if cfg.Listen, err = nf.listenAddrs(); err != nil {
+				return err
+			}
+			if cfg.Validators, err = nf.bootstrap(); err != nil {
+				return err
+			}
+			if err := positive("heartbeat-interval", cfg.HeartbeatInterval); err != nil {
+				return err
+			}
+			if cfg.Models, err = executorModels(a.file, models); err != nil {
+				return usageError{err}
+			}
+			var keyPath string
+			if cfg.Key, keyPath, err = nf.key("executor"); err != nil {
+				return err
+			}
+			cfg.Network = a.network
+			cfg.Logger = a.log
+			cfg.AgentVersion = "lloom/" + version
+			if err := cfg.Validate(); err != nil {
+				return usageError{err}
+			}
+			if len(cfg.Validators) == 0 {
+				a.log.Warn().Msg("No validator given (--validator or VALIDATOR_ADDRESS): waiting for validators to dial in")
+			}
+			if len(cfg.Models) == 0 && cfg.AnnounceModels {
+				a.log.Warn().Msg("No models configured (--config or --model): announcing an empty model set")
+			}
+			e, err := executor.New(cfg)
+			if err != nil {
+				return err
+			}
+			defer e.Close()
+			a.log.Info().Str("identity", keyPath).Str("peer", e.ID().String()).Msg("Identity loaded")
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			if a.file != nil {
+				go watchConfig(ctx, a, e, models)
+			}
+			err = e.Run(ctx)
+			a.log.Info().Msg("Executor stopped")
+			return err
+		},
+	}
+	fs := cmd.Flags()
+	nf.register(fs, "executor", 0, "validators to bootstrap from, comma-separated: multiaddr with /p2p/, or host:port (env VALIDATOR_ADDRESS)")
+	fs.StringArrayVar(&models, "model", nil, "serve this model id with default settings (repeatable; the --config file describes models fully)")
+	durationVar(fs, &cfg.HeartbeatInterval, "heartbeat-interval", cfg.HeartbeatInterval, "time between heartbeats (Go duration or seconds)")
+	fs.BoolVar(&cfg.AnnounceModels, "announce-models", cfg.AnnounceModels, "announce models and send heartbeats (false: run silently)")
+	fs.StringVar(&cfg.EVMAddress, "evm-address", "", "payment address announced with the models (0x and 40 hex digits)")
+	return cmd
+}
+
+// executorModels merges the config file's models with --model ids; a model
+// in both keeps the file's description.
+func executorModels(f *config.File, ids []string) ([]*pb.ModelDescriptor, error) {
+	var out []*pb.ModelDescriptor
+	seen := map[string]bool{}
+	if f != nil {
+		ds, err := f.Descriptors()
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range ds {
+			seen[d.GetModelId()] = true
+		}
+		out = append(out, ds...)
+	}
+	for _, id := range ids {
+		if !lp.ValidModelID(id) {
+			return nil, usagef("--model %q: want 1-128 characters of [A-Za-z0-9._:/@-]", id)
+		}
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, config.QuickModel(id))
+		}
+	}
+	return out, nil
+}
+
+// watchConfig reloads the config file when it changes (checked every
+// second) or on SIGHUP, and hands the executor the whole new model set.
+func watchConfig(ctx context.Context, a *app, e *executor.Executor, ids []string) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	path := a.file.Path()
+	last := fileStamp(path)
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		reason := ""
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			reason = "SIGHUP"
+		case <-t.C:
+			if s := fileStamp(path); s != last {
+				last = s
+				reason = "file changed"
+			}
+		}
+		if reason == "" {
+			continue
+		}
+		log := a.log.With().Str("config", path).Str("reason", reason).Logger()
+		f, err := config.Load(path)
+		if err != nil {
+			log.Error().Err(err).Msg("Config not reloaded; keeping the current models")
+			continue
+		}
+		models, err := executorModels(f, ids)
+		if err == nil {
+			err = e.SetModels(models)
+		}
+		if err != nil {
+			log.Error().Err(err).Msg("Config not reloaded; keeping the current models")
+			continue
+		}
+		log.Info().Int("models", len(models)).Msg("Config reloaded")
+	}
+}
+
+type stamp struct {
+	mod  time.Time
+	size int64
+}
+
+func fileStamp(path string) stamp {
+	st, err := os.Stat(path)
+	if err != nil {
+		return stamp{}
+	}
+	return stamp{st.ModTime(), st.Size()}
+}

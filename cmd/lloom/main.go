@@ -1,0 +1,42 @@
+// Command lloom runs a node of the lloom network (validator, executor or
+// client) and its tools.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+)
+
+// version is set at build time: -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	err := newRootCommand(os.Stdout, os.Stderr).Execute()
+	os.Exit(exitCode(err))
+}
+
+// exitCode prints err as one line and maps it to the process exit status:
+// 0 success, 2 bad usage or configuration, 1 anything else.
+func exitCode(err error) int {
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintln(os.Stderr, "lloom: "+err.Error())
+	var u usageError
+	if errors.As(err, &u) {
+		return 2
+	}
+	return 1
+}
+
+// usageError marks an error in what the user asked for (a flag, a value,
+// a config file), as opposed to a failure while running.
+type usageError struct{ err error }
+
+func (u usageError) Error() string { return u.err.Error() }
+func (u usageError) Unwrap() error { return u.err }
+
+func usagef(format string, args ...any) error {
+	return usageError{fmt.Errorf(format, args...)}
+}

@@ -1,0 +1,192 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/lloom/lloom/node"
+	"github.com/lloom/lloom/pkg/config"
+	lp "github.com/lloom/lloom/protocol"
+)
+
+// app is what every subcommand shares; the root command fills it before a
+// subcommand runs.
+type app struct {
+	stdout, stderr io.Writer
+	log            zerolog.Logger
+	file           *config.File // nil without --config
+
+	logLevel  string
+	logFormat string
+	network   string
+	cfgPath   string
+}
+
+// envBindings maps flags to the environment variables that set them when
+// the flag is not given. Per command, by flag name.
+var globalEnv = map[string]string{
+	"log-level":  "LOG_LEVEL",
+	"log-format": "LOG_FORMAT",
+	"network":    "LLOOM_NETWORK",
+	"config":     "LLOOM_CONFIG",
+}
+
+func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
+	a := &app{stdout: stdout, stderr: stderr, log: zerolog.Nop()}
+	root := &cobra.Command{
+		Use:   "lloom",
+		Short: "A peer-to-peer network for LLM inference",
+		Long: `lloom connects people who run LLMs (executors) with people who use them
+(clients), through validators that check every announcement and keep a
+registry of who serves which model, at what price and load.
+
+One binary runs every role:
+  lloom validator   keep the registry and answer queries
+  lloom executor    announce the models you serve
+  lloom client      ask which models exist and who serves them`,
+		SilenceErrors:     true,
+		SilenceUsage:      true,
+		PersistentPreRunE: a.setup,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return usagef("%v (see '%s --help')", err, c.CommandPath())
+	})
+	pf := root.PersistentFlags()
+	pf.StringVar(&a.logLevel, "log-level", "info", "log level: trace, debug, info, warn, error (env LOG_LEVEL)")
+	pf.StringVar(&a.logFormat, "log-format", "console", "log format: console or json (env LOG_FORMAT)")
+	pf.StringVar(&a.network, "network", lp.DefaultNetwork, "network name; nodes of other networks are ignored (env LLOOM_NETWORK)")
+	pf.StringVar(&a.cfgPath, "config", "", "TOML configuration file (env LLOOM_CONFIG)")
+	root.AddCommand(
+		newValidatorCommand(a),
+		newExecutorCommand(a),
+		newClientCommand(a),
+		newKeygenCommand(a),
+		newVersionCommand(a),
+	)
+	return root
+}
+
+// setup applies environment variables and the config file to the flags
+// the user did not give, then builds the logger.
+func (a *app) setup(cmd *cobra.Command, _ []string) error {
+	if err := applyEnv(cmd.Flags(), globalEnv); err != nil {
+		return err
+	}
+	if env, ok := cmdEnv[cmd.Name()]; ok {
+		if err := applyEnv(cmd.Flags(), env); err != nil {
+			return err
+		}
+	}
+	if a.cfgPath != "" {
+		f, err := config.Load(a.cfgPath)
+		if err != nil {
+			return usageError{err}
+		}
+		a.file = f
+		if err := applyFile(cmd.Flags(), f); err != nil {
+			return err
+		}
+	}
+	if err := lp.CheckNetworkName(a.network); err != nil {
+		return usagef("--network: %v", err)
+	}
+	log, err := node.NewLogger(node.LogConfig{Level: a.logLevel, Format: a.logFormat, Out: a.stderr})
+	if err != nil {
+		return usagef("%v", err)
+	}
+	a.log = log
+	node.BridgeLibp2pLogs(log)
+	return nil
+}
+
+// cmdEnv holds per-command environment bindings, by command name.
+var cmdEnv = map[string]map[string]string{
+	"executor": {"validator": "VALIDATOR_ADDRESS"},
+	"discover": {"validator": "VALIDATOR_ADDRESS"},
+	"list":     {"validator": "VALIDATOR_ADDRESS"},
+	"query":    {"validator": "VALIDATOR_ADDRESS"},
+	"stats":    {"validator": "VALIDATOR_ADDRESS"},
+}
+
+func applyEnv(fs *pflag.FlagSet, bindings map[string]string) error {
+	for name, env := range bindings {
+		f := fs.Lookup(name)
+		v, ok := os.LookupEnv(env)
+		if f == nil || f.Changed || !ok || strings.TrimSpace(v) == "" {
+			continue
+		}
+		if err := fs.Set(name, v); err != nil {
+			return usagef("%s=%q (for --%s): %v", env, v, name, err)
+		}
+	}
+	return nil
+}
+
+// setIfUnset gives a flag the config file's value unless the flag or its
+// environment variable already set it.
+func setIfUnset(fs *pflag.FlagSet, name, value, key string) error {
+	f := fs.Lookup(name)
+	if f == nil || f.Changed || value == "" {
+		return nil
+	}
+	if err := fs.Set(name, value); err != nil {
+		return usagef("config key %s = %q: %v", key, value, err)
+	}
+	return nil
+}
+
+func applyFile(fs *pflag.FlagSet, f *config.File) error {
+	n, v, e := f.Node, f.Validator, f.Executor
+	type kv struct{ flag, value, key string }
+	set := []kv{
+		{"network", n.Network, "node.network"},
+		{"identity", n.Identity, "node.identity"},
+		{"log-level", n.LogLevel, "node.log_level"},
+		{"log-format", n.LogFormat, "node.log_format"},
+		{"validator", strings.Join(n.Validators, ","), "node.validators"},
+		{"addr-file", v.AddrFile, "validator.addr_file"},
+		{"evm-address", e.EVMAddress, "executor.evm_address"},
+	}
+	set = append(set, kv{"listen", strings.Join(n.Listen, ","), "node.listen"})
+	if n.Port != nil {
+		set = append(set, kv{"port", fmt.Sprint(*n.Port), "node.port"})
+	}
+	if v.MaxExecutors != nil {
+		set = append(set, kv{"max-executors", fmt.Sprint(*v.MaxExecutors), "validator.max_executors"})
+	}
+	if v.QueryRate != nil {
+		set = append(set, kv{"query-rate", fmt.Sprint(*v.QueryRate), "validator.query_rate"})
+	}
+	if v.SubscribeAnnouncements != nil {
+		set = append(set, kv{"subscribe-announcements", fmt.Sprint(*v.SubscribeAnnouncements), "validator.subscribe_announcements"})
+	}
+	if e.AnnounceModels != nil {
+		set = append(set, kv{"announce-models", fmt.Sprint(*e.AnnounceModels), "executor.announce_models"})
+	}
+	for _, d := range []struct {
+		flag, key string
+		v         any
+	}{
+		{"stale-after", "validator.stale_after", f.StaleAfter()},
+		{"remove-after", "validator.remove_after", f.RemoveAfter()},
+		{"heartbeat-interval", "executor.heartbeat_interval", f.HeartbeatInterval()},
+	} {
+		if s := fmt.Sprint(d.v); s != "0s" {
+			set = append(set, kv{d.flag, s, d.key})
+		}
+	}
+	for _, s := range set {
+		if err := setIfUnset(fs, s.flag, s.value, s.key); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lloom/lloom/node/validator"
+)
+
+func newValidatorCommand(a *app) *cobra.Command {
+	cfg := validator.DefaultConfig()
+	var nf netFlags
+	cmd := &cobra.Command{
+		Use:   "validator",
+		Short: "Run a validator: check announcements, keep the registry, answer queries",
+		Long: `Run a validator. It subscribes to the network's announcement topic, checks
+every announcement and heartbeat (signature, sequence, freshness, limits),
+keeps the registry of executors and their models with their health, and
+answers client queries over /lloom/query/1.0.0.
+
+It prints its full multiaddrs at start; executors and clients bootstrap
+from one of them (or from host:port).`,
+		Example: `  lloom validator --port 8080 --addr-file /tmp/validator.addr
+  lloom validator --port 9090 --validator /ip4/10.0.0.5/tcp/8080/p2p/12D3KooW...`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var err error
+			if cfg.Listen, err = nf.listenAddrs(); err != nil {
+				return err
+			}
+			if cfg.Peers, err = nf.bootstrap(); err != nil {
+				return err
+			}
+			if err := positive("stale-after", cfg.Registry.StaleAfter); err != nil {
+				return err
+			}
+			if err := positive("remove-after", cfg.Registry.RemoveAfter); err != nil {
+				return err
+			}
+			if cfg.Registry.RemoveAfter <= cfg.Registry.StaleAfter {
+				return usagef("--remove-after %s must be longer than --stale-after %s", cfg.Registry.RemoveAfter, cfg.Registry.StaleAfter)
+			}
+			if cfg.Registry.MaxExecutors <= 0 {
+				return usagef("--max-executors %d must be positive", cfg.Registry.MaxExecutors)
+			}
+			if cfg.QueryRate < 0 {
+				return usagef("--query-rate %d must be 0 (off) or positive", cfg.QueryRate)
+			}
+			var keyPath string
+			if cfg.Key, keyPath, err = nf.key("validator"); err != nil {
+				return err
+			}
+			cfg.Network = a.network
+			cfg.Logger = a.log
+			cfg.AgentVersion = "lloom/" + version
+			if err := cfg.Validate(); err != nil {
+				return usageError{err}
+			}
+			v, err := validator.New(cfg)
+			if err != nil {
+				return err
+			}
+			defer v.Close()
+			a.log.Info().Str("identity", keyPath).Str("peer", v.ID().String()).Msg("Identity loaded")
+			fmt.Fprintln(a.stdout, "Validator peer id:", v.ID())
+			fmt.Fprintln(a.stdout, "Listening on:")
+			for _, addr := range v.Addrs() {
+				fmt.Fprintln(a.stdout, "  "+addr)
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			err = v.Run(ctx)
+			a.log.Info().Msg("Validator stopped")
+			return err
+		},
+	}
+	fs := cmd.Flags()
+	nf.register(fs, "validator", 8080, "other validators to peer with, comma-separated (multiaddr with /p2p/, or host:port)")
+	fs.StringVar(&cfg.AddrFile, "addr-file", "", "write the full multiaddrs to this file, one per line")
+	durationVar(fs, &cfg.Registry.StaleAfter, "stale-after", cfg.Registry.StaleAfter, "mark an executor stale after this long without a valid heartbeat")
+	durationVar(fs, &cfg.Registry.RemoveAfter, "remove-after", cfg.Registry.RemoveAfter, "remove an executor after this long without a valid heartbeat")
+	fs.IntVar(&cfg.Registry.MaxExecutors, "max-executors", cfg.Registry.MaxExecutors, "registry size limit")
+	fs.IntVar(&cfg.QueryRate, "query-rate", cfg.QueryRate, "queries per second per peer (burst twice that); 0 turns the limit off")
+	fs.BoolVar(&cfg.Subscribe, "subscribe-announcements", cfg.Subscribe, "subscribe to the announcement topic (false: answer queries only)")
+	return cmd
+}

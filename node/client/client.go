@@ -1,0 +1,148 @@
+// Package client is the client role: it asks validators which models exist
+// and which executors serve them, verifies every executor's signed
+// announcement itself, and merges the validators' answers.
+package client
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
+	"github.com/rs/zerolog"
+
+	"github.com/lloom/lloom/node"
+	lp "github.com/lloom/lloom/protocol"
+)
+
+// ErrNoValidators is returned when no validator answered.
+var ErrNoValidators = errors.New("client: no validator answered")
+
+// Config configures a client.
+type Config struct {
+	Network string
+	// Key is the client's identity; nil generates a throwaway one.
+	Key crypto.PrivKey
+	// Validators to ask; every one is asked and the answers merged.
+	Validators []node.BootstrapPeer
+	// Timeout bounds reaching the validators and each query.
+	Timeout time.Duration
+	Logger  zerolog.Logger
+}
+
+// DefaultConfig returns the defaults; Validators must still be set.
+func DefaultConfig() Config {
+	return Config{Network: lp.DefaultNetwork, Timeout: 10 * time.Second, Logger: zerolog.Nop()}
+}
+
+// Validate reports the first setting that cannot work.
+func (c Config) Validate() error {
+	if err := lp.CheckNetworkName(c.Network); err != nil {
+		return err
+	}
+	if len(c.Validators) == 0 {
+		return errors.New("no validator address: set --validator or VALIDATOR_ADDRESS")
+	}
+	if c.Timeout <= 0 {
+		return fmt.Errorf("timeout %s must be positive", c.Timeout)
+	}
+	return nil
+}
+
+// Client queries validators. It is safe for concurrent use.
+type Client struct {
+	cfg Config
+	h   host.Host
+	log zerolog.Logger
+
+	mu  sync.Mutex
+	ids map[int]peer.ID // guarded by mu: learned ids of short-form validators
+}
+
+// New builds a dial-only host.
+func New(cfg Config) (*Client, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Key == nil {
+		k, _, err := crypto.GenerateEd25519Key(rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Key = k
+	}
+	h, err := node.NewHost(node.HostConfig{Key: cfg.Key, UserAgent: "lloom-client"})
+	if err != nil {
+		return nil, err
+	}
+	return &Client{cfg: cfg, h: h, log: cfg.Logger.With().Str("role", "client").Logger(), ids: map[int]peer.ID{}}, nil
+}
+
+// Close closes the client's host.
+func (c *Client) Close() error { return c.h.Close() }
+
+// Host is the client's libp2p host.
+func (c *Client) Host() host.Host { return c.h }
+
+// ValidatorError is one validator that did not answer.
+type ValidatorError struct {
+	Validator string
+	Err       error
+}
+
+func (e ValidatorError) Error() string { return fmt.Sprintf("validator %s: %v", e.Validator, e.Err) }
+
+// resolve returns the peer id of validator i, connecting to it, retrying
+// with backoff until ctx ends.
+func (c *Client) resolve(ctx context.Context, i int) (peer.ID, error) {
+	bp := c.cfg.Validators[i]
+	delay := 100 * time.Millisecond
+	for {
+		id, err := c.connect(ctx, i, bp)
+		if err == nil {
+			return id, nil
+		}
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("not reachable: %w", err)
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 2*time.Second)
+	}
+}
+
+func (c *Client) connect(ctx context.Context, i int, bp node.BootstrapPeer) (peer.ID, error) {
+	id := bp.ID
+	if id == "" {
+		c.mu.Lock()
+		id = c.ids[i]
+		c.mu.Unlock()
+	}
+	if id == "" {
+		learned, err := node.ProbePeerID(ctx, c.cfg.Key, bp.HostPort)
+		if err != nil {
+			return "", err
+		}
+		c.log.Debug().Str("validator", bp.Raw).Str("peer", learned.String()).Msg("Learned validator peer id on first contact")
+		id = learned
+		c.mu.Lock()
+		c.ids[i] = id
+		c.mu.Unlock()
+	}
+	c.h.Peerstore().AddAddr(id, bp.Addr, peerstore.TempAddrTTL)
+	if err := c.h.Connect(ctx, peer.AddrInfo{ID: id}); err != nil {
+		if bp.ID == "" {
+			c.mu.Lock()
+			delete(c.ids, i) // it may have restarted with another identity
+			c.mu.Unlock()
+		}
+		return "", err
+	}
+	return id, nil
+}

@@ -1,0 +1,216 @@
+package client
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"sync"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/lloom/lloom/node"
+	lp "github.com/lloom/lloom/protocol"
+	"github.com/lloom/lloom/protocol/pb"
+)
+
+// maxPages bounds paging through one validator's answer.
+const maxPages = 100
+
+// Call sends one query to validator i and returns its answer; an error
+// code in the answer becomes an error matching the protocol sentinel.
+func (c *Client) Call(ctx context.Context, i int, q *pb.QueryRequest) (*pb.QueryResponse, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	id, err := c.resolve(ctx, i)
+	if err != nil {
+		return nil, err
+	}
+	if q.GetQueryId() == 0 {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		q.QueryId = binary.LittleEndian.Uint64(b[:])
+	}
+	req, err := proto.Marshal(q)
+	if err != nil {
+		return nil, err
+	}
+	b, err := node.Call(ctx, c.h, id, lp.QueryProtocol, req, lp.MaxResponseSize, c.cfg.Timeout)
+	if err != nil {
+		return nil, err
+	}
+	var resp pb.QueryResponse
+	if err := proto.Unmarshal(b, &resp); err != nil {
+		return nil, lp.Errorf(lp.ErrMalformed.Code, "response does not decode: %v", err)
+	}
+	if err := lp.ErrorFromResponse(resp.GetErrorCode(), resp.GetErrorMessage()); err != nil {
+		return &resp, err
+	}
+	if resp.GetQueryId() != q.GetQueryId() {
+		return nil, lp.Errorf(lp.ErrMalformed.Code, "response answers query %d, not %d", resp.GetQueryId(), q.GetQueryId())
+	}
+	return &resp, nil
+}
+
+// each runs f for every validator at once and collects the failures.
+func (c *Client) each(ctx context.Context, f func(ctx context.Context, i int) error) []ValidatorError {
+	var (
+		mu       sync.Mutex
+		failures []ValidatorError
+		wg       sync.WaitGroup
+	)
+	for i := range c.cfg.Validators {
+		wg.Go(func() {
+			if err := f(ctx, i); err != nil {
+				mu.Lock()
+				failures = append(failures, ValidatorError{Validator: c.cfg.Validators[i].Raw, Err: err})
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return failures
+}
+
+// allFailed turns "no validator answered" into one error.
+func (c *Client) allFailed(failures []ValidatorError) error {
+	if len(failures) < len(c.cfg.Validators) {
+		return nil
+	}
+	if len(failures) == 1 {
+		return fmt.Errorf("%w: %v", ErrNoValidators, failures[0])
+	}
+	return fmt.Errorf("%w (%d asked; first: %v)", ErrNoValidators, len(failures), failures[0])
+}
+
+// FindModel asks every validator which executors serve model, verifies
+// them, and returns them merged, least loaded first.
+func (c *Client) FindModel(ctx context.Context, model string, filters *pb.QueryFilters) (*ModelResult, error) {
+	if !lp.ValidModelID(model) {
+		return nil, fmt.Errorf("model id %q is not valid: want 1-128 characters of [A-Za-z0-9._:/@-]", model)
+	}
+	m := newMerger()
+	failures := c.each(ctx, func(ctx context.Context, i int) error {
+		var offset uint32
+		for range maxPages {
+			resp, err := c.Call(ctx, i, &pb.QueryRequest{
+				Query:   &pb.QueryRequest_FindModel{FindModel: &pb.FindModelQuery{ModelId: model}},
+				Filters: filters,
+				Limit:   lp.MaxQueryLimit,
+				Offset:  offset,
+			})
+			if err != nil {
+				return err
+			}
+			entries := resp.GetExecutors().GetExecutors()
+			for _, e := range entries {
+				m.add(model, e, c.cfg.Validators[i].Raw)
+			}
+			offset += uint32(len(entries))
+			if len(entries) == 0 || offset >= resp.GetTotalCount() {
+				return nil
+			}
+		}
+		return nil
+	})
+	if err := c.allFailed(failures); err != nil {
+		return nil, err
+	}
+	return &ModelResult{ModelID: model, Executors: m.executors(model), Failures: failures, Rejected: m.rejected}, nil
+}
+
+// ListModels asks every validator for every model and its executors, and
+// returns them merged, models by id and executors least loaded first.
+func (c *Client) ListModels(ctx context.Context, filters *pb.QueryFilters) (*ModelsResult, error) {
+	m := newMerger()
+	failures := c.each(ctx, func(ctx context.Context, i int) error {
+		var offset uint32
+		for range maxPages {
+			resp, err := c.Call(ctx, i, &pb.QueryRequest{
+				Query:   &pb.QueryRequest_ListModels{ListModels: &pb.ListModelsQuery{}},
+				Filters: filters,
+				Limit:   lp.MaxQueryLimit,
+				Offset:  offset,
+			})
+			if err != nil {
+				return err
+			}
+			list := resp.GetModels()
+			byID := make(map[string]*pb.ExecutorEntry, len(list.GetExecutors()))
+			for _, e := range list.GetExecutors() {
+				byID[string(e.GetPeerId())] = e
+			}
+			for _, s := range list.GetModels() {
+				for _, id := range s.GetExecutorIds() {
+					if e, ok := byID[string(id)]; ok {
+						m.add(s.GetModelId(), modelView(e, s.GetModelId()), c.cfg.Validators[i].Raw)
+					}
+				}
+			}
+			offset += uint32(len(list.GetModels()))
+			if len(list.GetModels()) == 0 || offset >= resp.GetTotalCount() {
+				return nil
+			}
+		}
+		return nil
+	})
+	if err := c.allFailed(failures); err != nil {
+		return nil, err
+	}
+	out := &ModelsResult{Failures: failures, Rejected: m.rejected}
+	for _, id := range m.models() {
+		out.Models = append(out.Models, &Model{ID: id, Executors: m.executors(id)})
+	}
+	return out, nil
+}
+
+// Stats asks every validator for its statistics.
+func (c *Client) Stats(ctx context.Context) (*StatsResult, error) {
+	var (
+		mu  sync.Mutex
+		out StatsResult
+	)
+	out.Failures = c.each(ctx, func(ctx context.Context, i int) error {
+		resp, err := c.Call(ctx, i, &pb.QueryRequest{Query: &pb.QueryRequest_Statistics{Statistics: &pb.StatisticsQuery{}}})
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		out.Validators = append(out.Validators, ValidatorStats{Validator: c.cfg.Validators[i].Raw, Stats: resp.GetStatistics()})
+		mu.Unlock()
+		return nil
+	})
+	if err := c.allFailed(out.Failures); err != nil {
+		return nil, err
+	}
+	sortStats(out.Validators)
+	return &out, nil
+}
+
+// modelView narrows an executor-level entry (from a model list) to one
+// model: that model's load, and its status.
+func modelView(e *pb.ExecutorEntry, model string) *pb.ExecutorEntry {
+	v := &pb.ExecutorEntry{
+		PeerId:               e.GetPeerId(),
+		Status:               e.GetStatus(),
+		LastSeenMs:           e.GetLastSeenMs(),
+		Addrs:                e.GetAddrs(),
+		AnnouncementEnvelope: e.GetAnnouncementEnvelope(),
+		HeartbeatEnvelope:    e.GetHeartbeatEnvelope(),
+		AnnouncementSeq:      e.GetAnnouncementSeq(),
+		RegisteredAtMs:       e.GetRegisteredAtMs(),
+		Load:                 &pb.Load{},
+	}
+	for _, l := range e.GetLoad().GetModels() {
+		if l.GetModelId() == model {
+			v.Load.Models = []*pb.ModelLoad{l}
+			if v.Status != pb.ExecutorStatus_EXECUTOR_STATUS_STALE {
+				v.Status = pb.ExecutorStatus_EXECUTOR_STATUS_HEALTHY
+				if l.GetCapacity() > 0 && uint64(l.GetActive())+uint64(l.GetQueued()) >= uint64(l.GetCapacity()) {
+					v.Status = pb.ExecutorStatus_EXECUTOR_STATUS_OVERLOADED
+				}
+			}
+		}
+	}
+	return v
+}

@@ -1,0 +1,269 @@
+package executor
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/event"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/lloom/lloom/node"
+	lp "github.com/lloom/lloom/protocol"
+	"github.com/lloom/lloom/protocol/pb"
+)
+
+// recheck is how often the loop looks for new validators even without an
+// event, in case an event came before the peer's protocols were known.
+const recheck = time.Second
+
+// Run connects to the validators and announces until ctx ends or Close is
+// called; then it publishes a REMOVAL (if it announced anything) and
+// returns. It may be called once.
+func (e *Executor) Run(ctx context.Context) error {
+	e.runOnce.Do(func() { e.started = true })
+	if !e.started {
+		return errors.New("executor: Run called twice or after Close")
+	}
+	defer close(e.done)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	var wg sync.WaitGroup
+	defer wg.Wait() // runs after the cancel below
+	defer cancel()
+	wg.Go(func() {
+		select {
+		case <-e.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	})
+	wg.Go(func() { e.conn.Run(ctx) })
+
+	kick := make(chan struct{}, 1)
+	poke := func() {
+		select {
+		case kick <- struct{}{}:
+		default:
+		}
+	}
+	th, err := e.gossip.Topic.EventHandler()
+	if err != nil {
+		return err
+	}
+	defer th.Cancel()
+	wg.Go(func() {
+		for {
+			if _, err := th.NextPeerEvent(ctx); err != nil {
+				return
+			}
+			poke()
+		}
+	})
+	sub, err := e.h.EventBus().Subscribe([]any{new(event.EvtPeerIdentificationCompleted), new(event.EvtPeerProtocolsUpdated)})
+	if err != nil {
+		return err
+	}
+	defer sub.Close()
+	wg.Go(func() {
+		for {
+			select {
+			case <-sub.Out():
+				poke()
+			case <-ctx.Done():
+				return
+			}
+		}
+	})
+
+	log := e.cfg.Logger
+	log.Info().Strs("addrs", e.Addrs()).Int("models", len(e.state.Models())).
+		Bool("announce", e.cfg.AnnounceModels).Msg("Executor started")
+
+	announced := map[peer.ID]bool{} // validators that have our current announcement
+	pending := e.cfg.AnnounceModels // an announcement is owed once a validator listens
+	waiting := false                // logged "waiting for a validator"
+	hb := time.NewTimer(rand.N(e.cfg.HeartbeatInterval) + e.cfg.HeartbeatInterval/10)
+	defer hb.Stop()
+	tick := time.NewTicker(recheck)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			e.withdraw()
+			return nil
+		case <-kick:
+		case <-tick.C:
+		case <-e.state.Changed():
+			pending = e.cfg.AnnounceModels
+		case <-hb.C:
+			hb.Reset(jitter(e.cfg.HeartbeatInterval))
+			if err := e.heartbeat(ctx); err != nil && ctx.Err() == nil {
+				log.Warn().Err(err).Msg("Heartbeat not published")
+			}
+		}
+		if !e.cfg.AnnounceModels {
+			continue
+		}
+		vals := e.validators()
+		fresh := false
+		for p := range announced {
+			if !vals[p] {
+				delete(announced, p) // gone: it gets a fresh announcement when back
+			}
+		}
+		for p := range vals {
+			fresh = fresh || !announced[p]
+		}
+		if len(vals) == 0 {
+			if pending && !waiting {
+				log.Info().Msg("Waiting for a validator to join the topic before announcing")
+				waiting = true
+			}
+			continue
+		}
+		waiting = false
+		if !pending && !fresh {
+			continue
+		}
+		if err := e.publishAnnouncement(ctx); err != nil {
+			if ctx.Err() == nil {
+				log.Warn().Err(err).Msg("Announcement not published; will retry")
+			}
+			continue
+		}
+		pending = false
+		for p := range vals {
+			announced[p] = true
+		}
+	}
+}
+
+// validators are the topic's peers that answer queries: lloom validators.
+func (e *Executor) validators() map[peer.ID]bool {
+	out := map[peer.ID]bool{}
+	for _, p := range e.gossip.Topic.ListPeers() {
+		if e.h.Network().Connectedness(p) != network.Connected {
+			continue
+		}
+		if ok, _ := e.h.Peerstore().SupportsProtocols(p, lp.QueryProtocol); len(ok) > 0 {
+			out[p] = true
+		}
+	}
+	return out
+}
+
+func (e *Executor) publishAnnouncement(ctx context.Context) error {
+	e.mu.Lock()
+	kind := pb.AnnouncementKind_ANNOUNCEMENT_KIND_UPDATE
+	if e.announce == 0 {
+		kind = pb.AnnouncementKind_ANNOUNCEMENT_KIND_INITIAL
+	}
+	e.mu.Unlock()
+	data, a, err := e.seal(kind)
+	if err != nil {
+		return err
+	}
+	if err := e.gossip.Topic.Publish(ctx, data); err != nil {
+		return err
+	}
+	models := make([]string, 0, len(a.GetModels()))
+	for _, m := range a.GetModels() {
+		models = append(models, m.GetModelId())
+	}
+	e.cfg.Logger.Info().Str("kind", kindName(kind)).Uint64("seq", a.GetSeq()).Strs("models", models).Msg("Published model announcement")
+	return nil
+}
+
+// seal builds and signs the next announcement and makes it the current one
+// (what pulls return) before it is published.
+func (e *Executor) seal(kind pb.AnnouncementKind) ([]byte, *pb.Announcement, error) {
+	a := e.state.NextAnnouncement(kind, e.addrBytes(), time.Now())
+	a.EvmAddress = e.cfg.EVMAddress
+	a.AgentVersion = e.cfg.AgentVersion
+	env, err := lp.SealAnnouncement(a, e.cfg.Key)
+	if err != nil {
+		return nil, nil, err
+	}
+	data, err := node.EncodeAnnouncement(env)
+	if err != nil {
+		return nil, nil, err
+	}
+	e.mu.Lock()
+	e.current, e.curSeq = env, a.GetSeq()
+	e.announce++
+	e.mu.Unlock()
+	return data, a, nil
+}
+
+func (e *Executor) heartbeat(ctx context.Context) error {
+	seq := e.AnnouncementSeq()
+	if seq == 0 || !e.cfg.AnnounceModels {
+		return nil // nothing announced yet: a heartbeat would name nothing
+	}
+	h := e.state.NextHeartbeat(seq, time.Now())
+	env, err := lp.SealHeartbeat(h, e.cfg.Key)
+	if err != nil {
+		return err
+	}
+	data, err := node.EncodeHeartbeat(env)
+	if err != nil {
+		return err
+	}
+	if err := e.gossip.Topic.Publish(ctx, data); err != nil {
+		return err
+	}
+	e.cfg.Logger.Debug().Uint64("seq", h.GetSeq()).Uint64("announcement_seq", seq).Msg("Published heartbeat")
+	return nil
+}
+
+// withdraw publishes a REMOVAL and waits until it has left for a peer.
+func (e *Executor) withdraw() {
+	if !e.cfg.AnnounceModels || e.AnnouncementSeq() == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.RemovalTimeout)
+	defer cancel()
+	data, a, err := e.seal(pb.AnnouncementKind_ANNOUNCEMENT_KIND_REMOVAL)
+	if err != nil {
+		e.cfg.Logger.Error().Err(err).Msg("REMOVAL not sealed")
+		return
+	}
+	sent, err := e.gossip.PublishAndWait(ctx, data)
+	switch {
+	case err != nil:
+		e.cfg.Logger.Warn().Err(err).Msg("REMOVAL not published; validators will mark this executor stale")
+	case !sent:
+		e.cfg.Logger.Warn().Msg("REMOVAL not delivered to any peer in time; validators will mark this executor stale")
+	default:
+		e.cfg.Logger.Info().Uint64("seq", a.GetSeq()).Msg("Published REMOVAL")
+	}
+}
+
+func (e *Executor) addrBytes() [][]byte {
+	var out [][]byte
+	for _, a := range e.h.Addrs() {
+		out = append(out, a.Bytes())
+	}
+	return out
+}
+
+func jitter(d time.Duration) time.Duration {
+	return d - d/10 + rand.N(d/5+1)
+}
+
+func kindName(k pb.AnnouncementKind) string {
+	switch k {
+	case pb.AnnouncementKind_ANNOUNCEMENT_KIND_INITIAL:
+		return "initial"
+	case pb.AnnouncementKind_ANNOUNCEMENT_KIND_UPDATE:
+		return "update"
+	case pb.AnnouncementKind_ANNOUNCEMENT_KIND_REMOVAL:
+		return "removal"
+	}
+	return k.String()
+}

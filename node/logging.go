@@ -1,0 +1,56 @@
+package node
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/libp2p/go-libp2p/gologshim"
+	"github.com/rs/zerolog"
+	slogzerolog "github.com/samber/slog-zerolog/v2"
+)
+
+// LogConfig selects the log level and format.
+type LogConfig struct {
+	Level  string    // trace, debug, info, warn, error
+	Format string    // console (for people) or json (for machines)
+	Out    io.Writer // default os.Stderr
+}
+
+// NewLogger builds the zerolog logger every component derives its own from.
+func NewLogger(cfg LogConfig) (zerolog.Logger, error) {
+	out := cfg.Out
+	if out == nil {
+		out = os.Stderr
+	}
+	lvl, err := zerolog.ParseLevel(strings.ToLower(strings.TrimSpace(cfg.Level)))
+	if err != nil || cfg.Level == "" {
+		return zerolog.Nop(), fmt.Errorf("log level %q: want trace, debug, info, warn or error", cfg.Level)
+	}
+	switch cfg.Format {
+	case "", "console":
+		out = zerolog.ConsoleWriter{Out: out, TimeFormat: time.TimeOnly}
+	case "json":
+	default:
+		return zerolog.Nop(), fmt.Errorf("log format %q: want console or json", cfg.Format)
+	}
+	return zerolog.New(out).Level(lvl).With().Timestamp().Logger(), nil
+}
+
+// BridgeLibp2pLogs sends go-libp2p's slog output into log, at warn and
+// above (debug and above when log is at trace: libp2p's debug output is
+// verbose). It sets process-wide state and must run before the first host
+// is built.
+func BridgeLibp2pLogs(log zerolog.Logger) {
+	lvl := slog.LevelWarn
+	if log.GetLevel() <= zerolog.TraceLevel {
+		lvl = slog.LevelDebug
+	}
+	l := log.With().Str("component", "libp2p").Logger()
+	h := slogzerolog.Option{Level: lvl, Logger: &l}.NewZerologHandler()
+	gologshim.SetDefaultHandler(h)
+	slog.SetDefault(slog.New(h))
+}

@@ -1,0 +1,105 @@
+package node
+
+import (
+	"context"
+	"crypto/sha256"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+)
+
+// Tracer is a GossipSub raw tracer that counts what the router drops and
+// tells when a published message has been written to a peer, so that an
+// executor can wait for its REMOVAL to leave before it exits.
+type Tracer struct {
+	droppedRPCs   atomic.Uint64
+	undeliverable atomic.Uint64
+	throttled     atomic.Uint64
+
+	mu      sync.Mutex
+	waiters map[string]chan struct{} // guarded by mu: message id -> closed when sent
+}
+
+var _ pubsub.RawTracer = (*Tracer)(nil)
+
+// NewTracer returns an empty tracer; pass Option() to the router.
+func NewTracer() *Tracer { return &Tracer{waiters: map[string]chan struct{}{}} }
+
+// Option installs the tracer.
+func (t *Tracer) Option() pubsub.Option { return pubsub.WithRawTracer(t) }
+
+// Dropped returns RPCs dropped by full peer queues, messages that could not
+// be delivered to a full subscription or validation queue, and throttled
+// validations.
+func (t *Tracer) Dropped() (rpcs, undeliverable, throttled uint64) {
+	return t.droppedRPCs.Load(), t.undeliverable.Load(), t.throttled.Load()
+}
+
+// WaitSent blocks until a message with this data has been written to at
+// least one peer, or ctx ends. Call Expect before publishing.
+func (t *Tracer) WaitSent(ctx context.Context, ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// Expect registers interest in the message with this data; the returned
+// channel closes when it is sent.
+func (t *Tracer) Expect(data []byte) (<-chan struct{}, func()) {
+	sum := sha256.Sum256(data)
+	id := string(sum[:])
+	ch := make(chan struct{})
+	t.mu.Lock()
+	t.waiters[id] = ch
+	t.mu.Unlock()
+	return ch, func() {
+		t.mu.Lock()
+		if t.waiters[id] == ch {
+			delete(t.waiters, id)
+		}
+		t.mu.Unlock()
+	}
+}
+
+func (t *Tracer) SendRPCCompleted(rpc *pubsub.RPC, _ peer.ID, _ time.Duration) {
+	if len(rpc.GetPublish()) == 0 {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.waiters) == 0 {
+		return
+	}
+	for _, m := range rpc.GetPublish() {
+		sum := sha256.Sum256(m.GetData())
+		if ch, ok := t.waiters[string(sum[:])]; ok {
+			close(ch)
+			delete(t.waiters, string(sum[:]))
+		}
+	}
+}
+
+func (t *Tracer) DropRPC(*pubsub.RPC, peer.ID)             { t.droppedRPCs.Add(1) }
+func (t *Tracer) UndeliverableMessage(*pubsub.Message)     { t.undeliverable.Add(1) }
+func (t *Tracer) ThrottlePeer(peer.ID)                     { t.throttled.Add(1) }
+func (t *Tracer) OnNewOutboundStream(peer.ID, protocol.ID) {}
+func (t *Tracer) OnClosedOutboundStream(peer.ID)           {}
+func (t *Tracer) AddPeer(peer.ID, protocol.ID)             {}
+func (t *Tracer) RemovePeer(peer.ID)                       {}
+func (t *Tracer) Join(string)                              {}
+func (t *Tracer) Leave(string)                             {}
+func (t *Tracer) Graft(peer.ID, string)                    {}
+func (t *Tracer) Prune(peer.ID, string)                    {}
+func (t *Tracer) ValidateMessage(*pubsub.Message)          {}
+func (t *Tracer) DeliverMessage(*pubsub.Message)           {}
+func (t *Tracer) RejectMessage(*pubsub.Message, string)    {}
+func (t *Tracer) DuplicateMessage(*pubsub.Message)         {}
+func (t *Tracer) RecvRPC(*pubsub.RPC)                      {}
+func (t *Tracer) SendRPC(*pubsub.RPC, peer.ID)             {}

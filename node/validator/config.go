@@ -1,0 +1,86 @@
+package validator
+
+import (
+	"fmt"
+	"time"
+
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	ma "github.com/multiformats/go-multiaddr"
+	"github.com/rs/zerolog"
+
+	"github.com/lloom/lloom/node"
+	"github.com/lloom/lloom/pkg/registry"
+	lp "github.com/lloom/lloom/protocol"
+)
+
+// Config configures a validator.
+type Config struct {
+	Network string
+	Key     crypto.PrivKey
+	Listen  []ma.Multiaddr
+	// Peers are other validators to stay connected to, so that validators
+	// form one mesh.
+	Peers []node.BootstrapPeer
+	// Subscribe false runs the validator without the announcement topic:
+	// it answers queries from an empty registry.
+	Subscribe bool
+	// Registry holds the health timeouts and the registry size limit.
+	Registry registry.Config
+	// QueryRate is queries per second per peer (burst twice that); 0 turns
+	// the limit off.
+	QueryRate int
+	// QueryTimeout bounds reading a query and answering it.
+	QueryTimeout time.Duration
+	// PullTimeout bounds one announcement pull.
+	PullTimeout time.Duration
+	// SweepInterval is how often health is re-evaluated.
+	SweepInterval time.Duration
+	// AddrFile, if set, receives the full multiaddrs, one per line.
+	AddrFile string
+	// Now is the clock (tests inject their own).
+	Now          func() time.Time
+	AgentVersion string
+	Logger       zerolog.Logger
+	// GossipOptions are extra GossipSub options (tests, scoring).
+	GossipOptions []pubsub.Option
+}
+
+// DefaultConfig returns the defaults; Key must still be set.
+func DefaultConfig() Config {
+	return Config{
+		Network:       lp.DefaultNetwork,
+		Subscribe:     true,
+		Registry:      registry.DefaultConfig(),
+		QueryRate:     100,
+		QueryTimeout:  5 * time.Second,
+		PullTimeout:   5 * time.Second,
+		SweepInterval: time.Second,
+		Now:           time.Now,
+		AgentVersion:  "lloom",
+		Logger:        zerolog.Nop(),
+	}
+}
+
+// Validate reports the first setting that cannot work.
+func (c Config) Validate() error {
+	if err := lp.CheckNetworkName(c.Network); err != nil {
+		return err
+	}
+	if c.Key == nil {
+		return fmt.Errorf("validator: no identity key")
+	}
+	if err := c.Registry.Validate(); err != nil {
+		return err
+	}
+	if c.QueryRate < 0 {
+		return fmt.Errorf("query rate %d must be 0 (off) or positive", c.QueryRate)
+	}
+	if c.QueryTimeout <= 0 || c.PullTimeout <= 0 || c.SweepInterval <= 0 {
+		return fmt.Errorf("query timeout, pull timeout and sweep interval must be positive")
+	}
+	if c.Now == nil {
+		return fmt.Errorf("validator: no clock")
+	}
+	return nil
+}

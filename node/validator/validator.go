@@ -1,0 +1,198 @@
+// Package validator is the validator role: it checks every message on the
+// announcement topic, keeps the registry of executors and their models and
+// health, pulls announcements it missed, and answers queries.
+package validator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/rs/zerolog"
+
+	"github.com/lloom/lloom/node"
+	"github.com/lloom/lloom/pkg/registry"
+	lp "github.com/lloom/lloom/protocol"
+)
+
+// Validator is one validator node.
+type Validator struct {
+	cfg     Config
+	log     zerolog.Logger
+	h       host.Host
+	gossip  *node.Gossip
+	reg     *registry.Registry
+	conn    *node.Connector
+	limits  *limiter
+	pulls   *puller
+	started time.Time
+
+	announcements atomic.Uint64
+	heartbeats    atomic.Uint64
+	rejected      atomic.Uint64
+	ignored       atomic.Uint64
+	queries       atomic.Uint64
+	pulled        atomic.Uint64
+
+	runOnce   sync.Once
+	running   bool // set once by runOnce
+	closeOnce sync.Once
+	closeErr  error
+	stop      chan struct{}
+	done      chan struct{}
+}
+
+// New builds the host, the registry and the topic, and serves queries. It
+// starts no loop of its own until Run.
+func New(cfg Config) (*Validator, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	reg, err := registry.New(cfg.Registry)
+	if err != nil {
+		return nil, err
+	}
+	h, err := node.NewHost(node.HostConfig{Key: cfg.Key, Listen: cfg.Listen, UserAgent: cfg.AgentVersion})
+	if err != nil {
+		return nil, err
+	}
+	v := &Validator{
+		cfg:     cfg,
+		log:     cfg.Logger.With().Str("role", "validator").Str("peer", h.ID().String()).Logger(),
+		h:       h,
+		reg:     reg,
+		limits:  newLimiter(cfg.QueryRate),
+		started: cfg.Now(),
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	v.pulls = newPuller(v)
+	v.gossip, err = node.NewGossip(h, node.GossipConfig{
+		Network:   cfg.Network,
+		Validate:  v.validate,
+		OnReject:  v.onReject,
+		Subscribe: cfg.Subscribe,
+		Options:   cfg.GossipOptions,
+	}, v.log)
+	if err != nil {
+		h.Close()
+		return nil, err
+	}
+	v.conn = node.NewConnector(h, cfg.Peers, v.log)
+	node.Serve(h, lp.QueryProtocol, lp.MaxRequestSize, cfg.QueryTimeout, v.serveQuery)
+	if cfg.AddrFile != "" {
+		if err := writeAddrFile(cfg.AddrFile, v.Addrs()); err != nil {
+			v.Close()
+			return nil, err
+		}
+	}
+	return v, nil
+}
+
+// ID is the validator's peer id.
+func (v *Validator) ID() peer.ID { return v.h.ID() }
+
+// Host is the validator's libp2p host.
+func (v *Validator) Host() host.Host { return v.h }
+
+// Addrs are the validator's full multiaddrs (with /p2p/).
+func (v *Validator) Addrs() []string { return node.FullAddrs(v.h) }
+
+// Registry is the validator's registry, for inspection.
+func (v *Validator) Registry() *registry.Registry { return v.reg }
+
+// Run keeps the validator going until ctx ends or Close is called.
+func (v *Validator) Run(ctx context.Context) error {
+	v.runOnce.Do(func() { v.running = true })
+	if !v.running {
+		return errors.New("validator: Run called twice or after Close")
+	}
+	defer close(v.done)
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait() // runs after cancel below
+	defer cancel()
+	wg.Go(func() {
+		select {
+		case <-v.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	})
+	wg.Go(func() { v.conn.Run(ctx) })
+	wg.Go(func() { v.pulls.run(ctx) })
+	if v.gossip.Sub != nil {
+		wg.Go(func() {
+			// Messages are applied in the topic validator; the subscription
+			// only keeps us in the mesh, so delivered copies are dropped.
+			for {
+				if _, err := v.gossip.Sub.Next(ctx); err != nil {
+					return
+				}
+			}
+		})
+	}
+	v.log.Info().Strs("addrs", v.Addrs()).Str("topic", lp.Topic(v.cfg.Network)).
+		Bool("subscribed", v.cfg.Subscribe).Msg("Validator started")
+	t := time.NewTicker(v.cfg.SweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			v.sweep()
+		}
+	}
+}
+
+// Close stops the validator; it is idempotent and waits for Run.
+func (v *Validator) Close() error {
+	v.closeOnce.Do(func() {
+		close(v.stop)
+		v.runOnce.Do(func() {})
+		if v.running {
+			<-v.done
+		}
+		v.gossip.Close()
+		v.closeErr = v.h.Close()
+	})
+	return v.closeErr
+}
+
+func (v *Validator) sweep() {
+	now := v.cfg.Now()
+	for _, ev := range v.reg.Sweep(now) {
+		l := v.log.Info().Str("executor", ev.Peer.String()).Strs("models", ev.Models).
+			Str("last_seen", ev.LastSeen.UTC().Format(time.RFC3339))
+		switch ev.Kind {
+		case registry.EventStale:
+			l.Msg("Executor is stale: no heartbeat within the stale timeout")
+		case registry.EventRemoved:
+			l.Msg("Executor removed: no heartbeat within the removal timeout")
+		}
+	}
+	v.limits.forgetIdle(now)
+}
+
+func writeAddrFile(path string, addrs []string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("addr file %s: %w", path, err)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(strings.Join(addrs, "\n")+"\n"), 0o644); err != nil {
+		return fmt.Errorf("addr file %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("addr file %s: %w", path, err)
+	}
+	return nil
+}

@@ -1,0 +1,245 @@
+// Package announcer holds what an executor announces: its model set and
+// the load of each model, and builds the announcements and heartbeats that
+// state them, with strictly increasing sequence numbers. It is a plain data
+// structure guarded by one mutex; the executor node publishes what it
+// builds.
+package announcer
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"google.golang.org/protobuf/proto"
+
+	lp "github.com/lloom/lloom/protocol"
+	"github.com/lloom/lloom/protocol/pb"
+)
+
+// ErrUnknownModel is returned for a model the executor does not serve.
+var ErrUnknownModel = errors.New("announcer: unknown model")
+
+// State is an executor's announced state.
+type State struct {
+	id peer.ID
+
+	mu      sync.Mutex
+	models  map[string]*pb.ModelDescriptor // guarded by mu
+	load    map[string]*pb.ModelLoad       // guarded by mu
+	version uint64                         // guarded by mu: bumped on every model change
+	annSeq  uint64                         // guarded by mu
+	hbSeq   uint64                         // guarded by mu
+	changed chan struct{}
+}
+
+// New returns an empty state for the executor id.
+func New(id peer.ID) *State {
+	return &State{
+		id:      id,
+		models:  map[string]*pb.ModelDescriptor{},
+		load:    map[string]*pb.ModelLoad{},
+		changed: make(chan struct{}, 1),
+	}
+}
+
+// Changed receives a value after the model set changes (coalesced).
+func (s *State) Changed() <-chan struct{} { return s.changed }
+
+// SetModels replaces the whole model set. Nothing changes if any descriptor
+// is invalid or the set is too large.
+func (s *State) SetModels(models []*pb.ModelDescriptor) error {
+	if len(models) > lp.MaxModels {
+		return fmt.Errorf("%d models exceed the limit of %d: %w", len(models), lp.MaxModels, lp.ErrModelLimitExceeded)
+	}
+	next := make(map[string]*pb.ModelDescriptor, len(models))
+	for _, m := range models {
+		if err := lp.CheckModelDescriptor(m); err != nil {
+			return fmt.Errorf("model %q: %w", m.GetModelId(), err)
+		}
+		if _, dup := next[m.GetModelId()]; dup {
+			return fmt.Errorf("model %q is listed twice", m.GetModelId())
+		}
+		next[m.GetModelId()] = proto.CloneOf(m)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if sameModels(s.models, next) {
+		return nil
+	}
+	s.models = next
+	for id := range s.load {
+		if _, ok := next[id]; !ok {
+			delete(s.load, id)
+		}
+	}
+	s.bumpLocked()
+	return nil
+}
+
+// PutModel adds a model or replaces the descriptor of one with the same id.
+func (s *State) PutModel(m *pb.ModelDescriptor) error {
+	if err := lp.CheckModelDescriptor(m); err != nil {
+		return fmt.Errorf("model %q: %w", m.GetModelId(), err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old, exists := s.models[m.GetModelId()]
+	if !exists && len(s.models) >= lp.MaxModels {
+		return fmt.Errorf("model %q: %d models already: %w", m.GetModelId(), len(s.models), lp.ErrModelLimitExceeded)
+	}
+	if exists && proto.Equal(old, m) {
+		return nil
+	}
+	s.models[m.GetModelId()] = proto.CloneOf(m)
+	s.bumpLocked()
+	return nil
+}
+
+// RemoveModel stops serving a model.
+func (s *State) RemoveModel(id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.models[id]; !ok {
+		return fmt.Errorf("%w %q", ErrUnknownModel, id)
+	}
+	delete(s.models, id)
+	delete(s.load, id)
+	s.bumpLocked()
+	return nil
+}
+
+// Model returns a copy of one model's descriptor.
+func (s *State) Model(id string) (*pb.ModelDescriptor, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m, ok := s.models[id]
+	if !ok {
+		return nil, false
+	}
+	return proto.CloneOf(m), true
+}
+
+// Models returns copies of the descriptors, sorted by model id.
+func (s *State) Models() []*pb.ModelDescriptor {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.modelsLocked()
+}
+
+// SetLoad records a model's current load; it goes out with the next
+// heartbeat. capacity 0 keeps the announced capacity.
+func (s *State) SetLoad(model string, active, queued, capacity uint32) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.models[model]; !ok {
+		return fmt.Errorf("%w %q", ErrUnknownModel, model)
+	}
+	s.load[model] = &pb.ModelLoad{ModelId: model, Active: active, Queued: queued, Capacity: capacity}
+	return nil
+}
+
+// Load returns a model's current load (zero if never set).
+func (s *State) Load(model string) (active, queued uint32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := s.load[model]
+	return l.GetActive(), l.GetQueued()
+}
+
+// Version increases with every change of the model set.
+func (s *State) Version() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.version
+}
+
+// NextAnnouncement builds an announcement of the current set with a new
+// seq: unix nanoseconds at creation, or one more than the last, whichever is
+// larger, so that seqs increase across restarts and within one nanosecond.
+func (s *State) NextAnnouncement(kind pb.AnnouncementKind, addrs [][]byte, now time.Time) *pb.Announcement {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.annSeq = nextSeq(s.annSeq, now)
+	a := &pb.Announcement{
+		ExecutorId:      []byte(s.id),
+		Seq:             s.annSeq,
+		Kind:            kind,
+		Addrs:           addrs,
+		IssuedAtMs:      now.UnixMilli(),
+		ProtocolVersion: lp.Version,
+	}
+	if kind != pb.AnnouncementKind_ANNOUNCEMENT_KIND_REMOVAL {
+		a.Models = s.modelsLocked()
+	}
+	return a
+}
+
+// NextHeartbeat builds a heartbeat naming announcement annSeq, with the load
+// of every model.
+func (s *State) NextHeartbeat(annSeq uint64, now time.Time) *pb.Heartbeat {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.hbSeq = nextSeq(s.hbSeq, now)
+	load := &pb.Load{}
+	for _, id := range sortedKeys(s.models) {
+		l := s.load[id]
+		load.Models = append(load.Models, &pb.ModelLoad{
+			ModelId: id, Active: l.GetActive(), Queued: l.GetQueued(), Capacity: l.GetCapacity(),
+		})
+	}
+	return &pb.Heartbeat{
+		ExecutorId:      []byte(s.id),
+		Seq:             s.hbSeq,
+		AnnouncementSeq: annSeq,
+		IssuedAtMs:      now.UnixMilli(),
+		Load:            load,
+	}
+}
+
+func (s *State) modelsLocked() []*pb.ModelDescriptor {
+	out := make([]*pb.ModelDescriptor, 0, len(s.models))
+	for _, id := range sortedKeys(s.models) {
+		out = append(out, proto.CloneOf(s.models[id]))
+	}
+	return out
+}
+
+func (s *State) bumpLocked() {
+	s.version++
+	select {
+	case s.changed <- struct{}{}:
+	default:
+	}
+}
+
+func nextSeq(last uint64, now time.Time) uint64 {
+	n := uint64(max(now.UnixNano(), 0))
+	if n <= last {
+		n = last + 1
+	}
+	return n
+}
+
+func sameModels(a, b map[string]*pb.ModelDescriptor) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for id, m := range a {
+		if !proto.Equal(m, b[id]) {
+			return false
+		}
+	}
+	return true
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

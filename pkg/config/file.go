@@ -1,0 +1,236 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/pelletier/go-toml/v2"
+
+	lp "github.com/lloom/lloom/protocol"
+	"github.com/lloom/lloom/protocol/pb"
+)
+
+// File is the TOML configuration file. Every section is optional; a role
+// reads the sections it knows and flags override what they set.
+//
+//	[node]       network, listen, port, identity, validators, log_level, log_format
+//	[validator]  stale_after, remove_after, max_executors, query_rate, addr_file, subscribe_announcements
+//	[executor]   heartbeat_interval, announce_models, evm_address
+//	[[models]]   one table per model the executor serves
+type File struct {
+	Node      NodeSection      `toml:"node"`
+	Validator ValidatorSection `toml:"validator"`
+	Executor  ExecutorSection  `toml:"executor"`
+	Models    []Model          `toml:"models"`
+
+	path string
+}
+
+// NodeSection holds settings every role shares.
+type NodeSection struct {
+	Network    string   `toml:"network"`
+	Listen     []string `toml:"listen"`
+	Port       *int     `toml:"port"`
+	Identity   string   `toml:"identity"`
+	Validators []string `toml:"validators"`
+	LogLevel   string   `toml:"log_level"`
+	LogFormat  string   `toml:"log_format"`
+}
+
+// ValidatorSection holds validator settings.
+type ValidatorSection struct {
+	StaleAfter             any    `toml:"stale_after"`
+	RemoveAfter            any    `toml:"remove_after"`
+	MaxExecutors           *int   `toml:"max_executors"`
+	QueryRate              *int   `toml:"query_rate"`
+	AddrFile               string `toml:"addr_file"`
+	SubscribeAnnouncements *bool  `toml:"subscribe_announcements"`
+}
+
+// ExecutorSection holds executor settings.
+type ExecutorSection struct {
+	HeartbeatInterval any    `toml:"heartbeat_interval"`
+	AnnounceModels    *bool  `toml:"announce_models"`
+	EVMAddress        string `toml:"evm_address"`
+}
+
+// Model is one [[models]] table.
+type Model struct {
+	ID               string            `toml:"id"`
+	Backend          string            `toml:"backend"`
+	MaxContextLength uint32            `toml:"max_context_length"`
+	Features         []string          `toml:"features"`
+	Architecture     string            `toml:"architecture"`
+	ModelSize        string            `toml:"model_size"`
+	Quantization     string            `toml:"quantization"`
+	Capacity         uint32            `toml:"capacity"`
+	Available        *bool             `toml:"available"`
+	Pricing          Pricing           `toml:"pricing"`
+	Performance      Performance       `toml:"performance"`
+	Metadata         map[string]string `toml:"metadata"`
+}
+
+// Pricing is a model's [models.pricing] table; amounts in wei as strings.
+type Pricing struct {
+	InputTokenPriceWei  string `toml:"input_token_price_wei"`
+	OutputTokenPriceWei string `toml:"output_token_price_wei"`
+	MinimumFeeWei       string `toml:"minimum_fee_wei"`
+}
+
+// Performance is a model's [models.performance] table.
+type Performance struct {
+	TokensPerSecond    float64 `toml:"tokens_per_second"`
+	TimeToFirstTokenMs uint32  `toml:"time_to_first_token_ms"`
+	SuccessRate        float64 `toml:"success_rate"`
+	AverageLatencyMs   uint32  `toml:"average_latency_ms"`
+}
+
+// Default descriptor values for a model that leaves them out.
+const (
+	DefaultBackend  = "openai"
+	DefaultCapacity = 4
+)
+
+// Load reads and checks a configuration file. Errors name the file, and
+// the line where the TOML is wrong or a key is unknown.
+func Load(path string) (*File, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	f, err := Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	f.path = path
+	return f, nil
+}
+
+// Parse decodes and checks configuration text.
+func Parse(b []byte) (*File, error) {
+	var f File
+	dec := toml.NewDecoder(bytes.NewReader(b)).DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		var de *toml.DecodeError
+		if errors.As(err, &de) {
+			row, col := de.Position()
+			return nil, fmt.Errorf("line %d, column %d: %s", row, col, de.Error())
+		}
+		var se *toml.StrictMissingError
+		if errors.As(err, &se) {
+			var keys []string
+			for _, e := range se.Errors {
+				row, _ := e.Position()
+				keys = append(keys, fmt.Sprintf("%q (line %d)", strings.Join(e.Key(), "."), row))
+			}
+			return nil, fmt.Errorf("unknown key %s", strings.Join(keys, ", "))
+		}
+		return nil, err
+	}
+	if _, err := f.Descriptors(); err != nil {
+		return nil, err
+	}
+	for _, k := range []struct {
+		key string
+		v   any
+	}{
+		{"validator.stale_after", f.Validator.StaleAfter},
+		{"validator.remove_after", f.Validator.RemoveAfter},
+		{"executor.heartbeat_interval", f.Executor.HeartbeatInterval},
+	} {
+		if _, err := durationValue(k.key, k.v); err != nil {
+			return nil, err
+		}
+	}
+	return &f, nil
+}
+
+// Path is the file the configuration came from, if any.
+func (f *File) Path() string { return f.path }
+
+// StaleAfter, RemoveAfter and HeartbeatInterval return the file's durations,
+// 0 when unset. Load has checked them.
+func (f *File) StaleAfter() time.Duration {
+	d, _ := durationValue("", f.Validator.StaleAfter)
+	return d
+}
+
+func (f *File) RemoveAfter() time.Duration {
+	d, _ := durationValue("", f.Validator.RemoveAfter)
+	return d
+}
+
+func (f *File) HeartbeatInterval() time.Duration {
+	d, _ := durationValue("", f.Executor.HeartbeatInterval)
+	return d
+}
+
+// Descriptors converts the [[models]] tables to wire descriptors, checking
+// each against the protocol's limits.
+func (f *File) Descriptors() ([]*pb.ModelDescriptor, error) {
+	if len(f.Models) > lp.MaxModels {
+		return nil, fmt.Errorf("%d models exceed the limit of %d per executor", len(f.Models), lp.MaxModels)
+	}
+	seen := map[string]bool{}
+	out := make([]*pb.ModelDescriptor, 0, len(f.Models))
+	for i, m := range f.Models {
+		d := m.Descriptor()
+		if err := lp.CheckModelDescriptor(d); err != nil {
+			return nil, fmt.Errorf("models[%d] (id %q): %w", i, m.ID, err)
+		}
+		if seen[m.ID] {
+			return nil, fmt.Errorf("models[%d]: model %q is listed twice", i, m.ID)
+		}
+		seen[m.ID] = true
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// Descriptor converts one model table, filling defaults.
+func (m Model) Descriptor() *pb.ModelDescriptor {
+	d := &pb.ModelDescriptor{
+		ModelId:          m.ID,
+		BackendType:      m.Backend,
+		MaxContextLength: m.MaxContextLength,
+		Features:         m.Features,
+		Architecture:     m.Architecture,
+		ModelSize:        m.ModelSize,
+		Quantization:     m.Quantization,
+		Capacity:         m.Capacity,
+		Available:        m.Available == nil || *m.Available,
+		Metadata:         m.Metadata,
+	}
+	if d.BackendType == "" {
+		d.BackendType = DefaultBackend
+	}
+	if d.Capacity == 0 {
+		d.Capacity = DefaultCapacity
+	}
+	if m.Pricing != (Pricing{}) {
+		d.Pricing = &pb.Pricing{
+			InputTokenPriceWei:  m.Pricing.InputTokenPriceWei,
+			OutputTokenPriceWei: m.Pricing.OutputTokenPriceWei,
+			MinimumFeeWei:       m.Pricing.MinimumFeeWei,
+		}
+	}
+	if m.Performance != (Performance{}) {
+		d.Performance = &pb.Performance{
+			TokensPerSecond:    m.Performance.TokensPerSecond,
+			TimeToFirstTokenMs: m.Performance.TimeToFirstTokenMs,
+			SuccessRate:        m.Performance.SuccessRate,
+			AverageLatencyMs:   m.Performance.AverageLatencyMs,
+		}
+	}
+	return d
+}
+
+// QuickModel is the descriptor for a --model ID flag: defaults for
+// everything but the id.
+func QuickModel(id string) *pb.ModelDescriptor {
+	return Model{ID: id, Features: []string{"chat", "completion"}}.Descriptor()
+}
