@@ -122,21 +122,27 @@ func MessageID(m *pubsubpb.Message) string {
 	return string(sum[:])
 }
 
-// NewGossip starts GossipSub on h with lloom's settings (no pubsub-level
-// signature, content message ids, 64 KiB messages, inline validation) and
-// joins the network's topic. Close stops it.
-func NewGossip(h host.Host, cfg GossipConfig, log zerolog.Logger) (*Gossip, error) {
-	ctx, cancel := context.WithCancel(context.Background())
-	tracer := NewTracer()
-	opts := append([]pubsub.Option{
-		tracer.Option(),
+// GossipOptions are lloom's GossipSub settings: no pubsub-level signature
+// or author (the envelope carries the only signature), content message ids,
+// 64 KiB messages, and queues sized for bursts.
+func GossipOptions() []pubsub.Option {
+	return []pubsub.Option{
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
 		pubsub.WithNoAuthor(),
 		pubsub.WithMessageIdFn(MessageID),
 		pubsub.WithMaxMessageSize(lp.MaxGossipMessageSize),
 		pubsub.WithValidateQueueSize(4096),
 		pubsub.WithPeerOutboundQueueSize(1024),
-	}, cfg.Options...)
+	}
+}
+
+// NewGossip starts GossipSub on h with lloom's settings (no pubsub-level
+// signature, content message ids, 64 KiB messages, inline validation) and
+// joins the network's topic. Close stops it.
+func NewGossip(h host.Host, cfg GossipConfig, log zerolog.Logger) (*Gossip, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	tracer := NewTracer()
+	opts := append(append(GossipOptions(), tracer.Option()), cfg.Options...)
 	ps, err := pubsub.NewGossipSub(ctx, h, opts...)
 	if err != nil {
 		cancel()

@@ -11,6 +11,7 @@ import (
 	"github.com/libp2p/go-libp2p/gologshim"
 	"github.com/rs/zerolog"
 	slogzerolog "github.com/samber/slog-zerolog/v2"
+	"golang.org/x/term"
 )
 
 // LogConfig selects the log level and format.
@@ -32,12 +33,17 @@ func NewLogger(cfg LogConfig) (zerolog.Logger, error) {
 	}
 	switch cfg.Format {
 	case "", "console":
-		out = zerolog.ConsoleWriter{Out: out, TimeFormat: time.TimeOnly}
+		out = zerolog.ConsoleWriter{Out: out, TimeFormat: time.TimeOnly, NoColor: !isTerminal(out)}
 	case "json":
 	default:
 		return zerolog.Nop(), fmt.Errorf("log format %q: want console or json", cfg.Format)
 	}
 	return zerolog.New(out).Level(lvl).With().Timestamp().Logger(), nil
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 // BridgeLibp2pLogs sends go-libp2p's slog output into log, at warn and

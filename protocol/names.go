@@ -5,6 +5,8 @@ import (
 	"regexp"
 
 	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/lloom/lloom/protocol/pb"
 )
 
 // Version is the protocol_version this implementation speaks.
@@ -80,3 +82,31 @@ func CheckNetworkName(name string) error {
 
 // ValidModelID reports whether id is a well-formed model id.
 func ValidModelID(id string) bool { return modelIDRe.MatchString(id) }
+
+// KindName is the lowercase word for an announcement kind, as logs and the
+// CLI print it.
+func KindName(k pb.AnnouncementKind) string {
+	switch k {
+	case pb.AnnouncementKind_ANNOUNCEMENT_KIND_INITIAL:
+		return "initial"
+	case pb.AnnouncementKind_ANNOUNCEMENT_KIND_UPDATE:
+		return "update"
+	case pb.AnnouncementKind_ANNOUNCEMENT_KIND_REMOVAL:
+		return "removal"
+	}
+	return k.String()
+}
+
+// StatusName is the lowercase word for an executor status, as the CLI's
+// JSON uses it.
+func StatusName(s pb.ExecutorStatus) string {
+	switch s {
+	case pb.ExecutorStatus_EXECUTOR_STATUS_HEALTHY:
+		return "healthy"
+	case pb.ExecutorStatus_EXECUTOR_STATUS_OVERLOADED:
+		return "overloaded"
+	case pb.ExecutorStatus_EXECUTOR_STATUS_STALE:
+		return "stale"
+	}
+	return "unknown"
+}

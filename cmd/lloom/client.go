@@ -141,7 +141,7 @@ func newModelsCommand(a *app, name, short string, includeStale bool) *cobra.Comm
 				if cf.json {
 					return writeJSON(a.stdout, modelsJSON(res))
 				}
-				printModels(a.stdout, res, includeStale, len(cf.validatorsList()))
+				printModels(a.stdout, res, len(cf.validatorsList()))
 				return nil
 			})
 		},

@@ -4,11 +4,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/lloom/lloom/node/client"
+	lp "github.com/lloom/lloom/protocol"
 	"github.com/lloom/lloom/protocol/pb"
 )
 
@@ -66,23 +68,11 @@ type queryOut struct {
 	Executors []executorJSON `json:"executors"`
 }
 
-func statusWord(s pb.ExecutorStatus) string {
-	switch s {
-	case pb.ExecutorStatus_EXECUTOR_STATUS_HEALTHY:
-		return "healthy"
-	case pb.ExecutorStatus_EXECUTOR_STATUS_OVERLOADED:
-		return "overloaded"
-	case pb.ExecutorStatus_EXECUTOR_STATUS_STALE:
-		return "stale"
-	}
-	return "unknown"
-}
-
 func toExecutorJSON(x *client.Executor) executorJSON {
 	m := x.Model
 	out := executorJSON{
 		PeerID:           x.PeerID.String(),
-		Status:           statusWord(x.Status),
+		Status:           lp.StatusName(x.Status),
 		ActiveRequests:   x.Active,
 		QueuedRequests:   x.Queued,
 		Capacity:         x.Capacity,
@@ -128,16 +118,6 @@ func modelsJSON(res *client.ModelsResult) modelsOut {
 
 func modelJSON(res *client.ModelResult) queryOut {
 	return queryOut{ModelID: res.ModelID, Executors: executorsJSON(res.Executors)}
-}
-
-type statsOut struct {
-	*pb.Statistics
-	Validators []validatorStatsJSON `json:"validators"`
-}
-
-type validatorStatsJSON struct {
-	Validator string `json:"validator"`
-	*pb.Statistics
 }
 
 func statsJSON(res *client.StatsResult) map[string]any {
@@ -188,7 +168,7 @@ func nonNil[T any](s []T) []T {
 
 // Human output.
 
-func printModels(w io.Writer, res *client.ModelsResult, includeStale bool, asked int) {
+func printModels(w io.Writer, res *client.ModelsResult, asked int) {
 	execs := map[string]bool{}
 	for _, m := range res.Models {
 		for _, x := range m.Executors {
@@ -222,7 +202,6 @@ func printModels(w io.Writer, res *client.ModelsResult, includeStale bool, asked
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%d\n", m.ID, len(m.Executors), healthy, over, stale, joinKeys(backends), maxCtx)
 	}
 	tw.Flush()
-	_ = includeStale
 }
 
 func printModel(w io.Writer, res *client.ModelResult) {
@@ -242,7 +221,7 @@ func printModel(w io.Writer, res *client.ModelResult) {
 		if p := x.Model.GetPricing(); p != nil {
 			price = orZero(p.GetInputTokenPriceWei()) + "/" + orZero(p.GetOutputTokenPriceWei())
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\t%d\t%s\t%d\t%s\t%s\t%s\n", i+1, x.PeerID, statusWord(x.Status),
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\t%d\t%s\t%d\t%s\t%s\t%s\n", i+1, x.PeerID, lp.StatusName(x.Status),
 			x.Active, x.Queued, x.Capacity, x.Model.GetBackendType(), x.Model.GetMaxContextLength(), price,
 			ago(x.LastSeen), addr)
 	}
@@ -281,6 +260,6 @@ func joinKeys(m map[string]bool) string {
 	for k := range m {
 		ks = append(ks, k)
 	}
-	sortStrings(ks)
+	slices.Sort(ks)
 	return strings.Join(ks, ",")
 }

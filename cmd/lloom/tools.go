@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"runtime"
-	"slices"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/spf13/cobra"
@@ -53,5 +52,3 @@ func newVersionCommand(a *app) *cobra.Command {
 		},
 	}
 }
-
-func sortStrings(s []string) { slices.Sort(s) }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -77,15 +78,19 @@ func sortStats(s []ValidatorStats) {
 
 // merger merges validators' entries: per model and executor, the entry with
 // the newest announcement wins, then the one seen most recently.
+// Validators answer concurrently, so add takes the lock.
 type merger struct {
-	byModel  map[string]map[peer.ID]*Executor
-	rejected []string
+	mu       sync.Mutex
+	byModel  map[string]map[peer.ID]*Executor // guarded by mu
+	rejected []string                         // guarded by mu
 }
 
 func newMerger() *merger { return &merger{byModel: map[string]map[peer.ID]*Executor{}} }
 
 func (m *merger) add(model string, e *pb.ExecutorEntry, validator string) {
-	x, err := verify(e, model)
+	x, err := verify(e, model) // the signature check runs outside the lock
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	if err != nil {
 		m.rejected = append(m.rejected, fmt.Sprintf("validator %s: executor entry dropped: %v", validator, err))
 		return

@@ -175,7 +175,7 @@ func (e *Executor) publishAnnouncement(ctx context.Context) error {
 	for _, m := range a.GetModels() {
 		models = append(models, m.GetModelId())
 	}
-	e.cfg.Logger.Info().Str("kind", kindName(kind)).Uint64("seq", a.GetSeq()).Strs("models", models).Msg("Published model announcement")
+	e.cfg.Logger.Info().Str("kind", lp.KindName(kind)).Uint64("seq", a.GetSeq()).Strs("models", models).Msg("Published model announcement")
 	return nil
 }
 
@@ -254,16 +254,4 @@ func (e *Executor) addrBytes() [][]byte {
 
 func jitter(d time.Duration) time.Duration {
 	return d - d/10 + rand.N(d/5+1)
-}
-
-func kindName(k pb.AnnouncementKind) string {
-	switch k {
-	case pb.AnnouncementKind_ANNOUNCEMENT_KIND_INITIAL:
-		return "initial"
-	case pb.AnnouncementKind_ANNOUNCEMENT_KIND_UPDATE:
-		return "update"
-	case pb.AnnouncementKind_ANNOUNCEMENT_KIND_REMOVAL:
-		return "removal"
-	}
-	return k.String()
 }

@@ -76,7 +76,7 @@ func (v *Validator) applyAnnouncement(s *lp.SignedAnnouncement, now time.Time, v
 	for _, m := range a.GetModels() {
 		ids = append(ids, m.GetModelId())
 	}
-	ev.Str("kind", a.GetKind().String()).Strs("models", ids).Bool("new", res.New).
+	ev.Str("kind", lp.KindName(a.GetKind())).Strs("models", ids).Bool("new", res.New).
 		Strs("added", res.Added).Strs("dropped", res.Dropped).Msg("Received model announcement")
 	return nil
 }

@@ -1,0 +1,235 @@
+package nodetest_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/record"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/lloom/lloom/node"
+	. "github.com/lloom/lloom/node/nodetest"
+	"github.com/lloom/lloom/node/validator"
+	lp "github.com/lloom/lloom/protocol"
+	"github.com/lloom/lloom/protocol/pb"
+)
+
+func counts(v *validator.Validator) (rejected, ignored uint64) {
+	st := v.Stats()
+	return st.GetMessagesRejected(), st.GetMessagesIgnored()
+}
+
+// Each bad message is published by a real peer on the topic; the validator
+// must count it under the right verdict and leave the registry alone.
+func TestHostileMessagesChangeNothing(t *testing.T) {
+	v, _ := StartValidator(t, nil)
+	attacker := NewPeer(t, v)
+	victim := NewPeer(t) // an honest executor the attacker impersonates
+	now := time.Now()
+
+	// An honest announcement from the attacker's own key, to replay later.
+	_, good := attacker.SealAnnouncement(t, attacker.Announcement(100, now, Model("good", 1)))
+	attacker.Publish(t, good)
+	Eventually(t, "honest announcement registered", Registered(v, attacker.ID(), "good"))
+
+	forgedEnv, _ := attacker.SealAnnouncement(t, attacker.Announcement(101, now, Model("forged", 1)))
+	forgedEnv[len(forgedEnv)-1] ^= 0xff // last byte of the signature
+
+	// Signed by the attacker for the victim's executor_id.
+	rec := &lp.AnnouncementRecord{}
+	proto.Merge(&rec.Announcement, victim.Announcement(1, now, Model("stolen", 1)))
+	stolen, err := record.Seal(rec, attacker.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stolenEnv, err := stolen.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	v2 := attacker.Announcement(102, now, Model("future-version", 1))
+	v2.ProtocolVersion = 2
+	many := attacker.Announcement(103, now)
+	for i := range lp.MaxModels + 1 {
+		many.Models = append(many.Models, Model(fmt.Sprintf("m%d", i), 1))
+	}
+	manyEnv, err := lp.SealAnnouncement(many, attacker.Key) // sealing does not check limits
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	rejects := [][]byte{
+		wrap(t, forgedEnv),
+		wrap(t, stolenEnv),
+		mustSeal(t, attacker, v2),
+		wrap(t, manyEnv),
+		[]byte("not a protobuf at all \xff\xff\xff"),
+		wrap(t, bytes.Repeat([]byte{1}, 100)), // announcement envelope of garbage
+	}
+	for _, m := range rejects {
+		attacker.Publish(t, m)
+	}
+	Eventually(t, "every bad message rejected", func() error {
+		if r, _ := counts(v); r != uint64(len(rejects)) {
+			return fmt.Errorf("%d rejected, want %d", r, len(rejects))
+		}
+		return nil
+	})
+
+	ignores := [][]byte{
+		mustSeal(t, attacker, attacker.Announcement(50, now, Model("replayed-older", 1))),
+		mustSeal(t, attacker, attacker.Announcement(104, now.Add(10*time.Minute), Model("from-the-future", 1))),
+		mustSeal(t, attacker, attacker.Announcement(105, now.Add(-time.Hour), Model("too-old", 1))),
+	}
+	for _, m := range ignores {
+		attacker.Publish(t, m)
+	}
+	Eventually(t, "replays and stale messages ignored", func() error {
+		if _, i := counts(v); i != uint64(len(ignores)) {
+			return fmt.Errorf("%d ignored, want %d", i, len(ignores))
+		}
+		return nil
+	})
+
+	if err := Registered(v, attacker.ID(), "good")(); err != nil {
+		t.Fatalf("registry changed by bad messages: %v", err)
+	}
+	if err := Absent(v, victim.ID())(); err != nil {
+		t.Fatalf("impersonation registered: %v", err)
+	}
+	if n := v.Registry().Len(); n != 1 {
+		t.Fatalf("registry holds %d executors, want 1", n)
+	}
+
+	// A message over the 64 KiB limit is dropped by GossipSub itself (it
+	// resets the sender's stream); the validator goes on serving others.
+	attacker.Publish(t, wrap(t, bytes.Repeat([]byte{7}, lp.MaxGossipMessageSize+1024)))
+	honest := NewPeer(t, v)
+	honest.Publish(t, mustSeal(t, honest, honest.Announcement(1, time.Now(), Model("after-oversized", 1))))
+	Eventually(t, "honest announcement after the oversized message", Registered(v, honest.ID(), "after-oversized"))
+	if err := Registered(v, attacker.ID(), "good")(); err != nil {
+		t.Fatalf("registry changed by the oversized message: %v", err)
+	}
+}
+
+func wrap(t *testing.T, env []byte) []byte {
+	t.Helper()
+	m, err := node.EncodeAnnouncement(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func mustSeal(t *testing.T, p *Peer, a *pb.Announcement) []byte {
+	t.Helper()
+	_, m := p.SealAnnouncement(t, a)
+	return m
+}
+
+// query sends raw request bytes and decodes the answer.
+func query(t *testing.T, p *Peer, v *validator.Validator, req []byte) *pb.QueryResponse {
+	t.Helper()
+	b, err := node.Call(context.Background(), p.Host, v.ID(), lp.QueryProtocol, req, lp.MaxResponseSize, 5*time.Second)
+	if err != nil {
+		t.Fatalf("query: %v", err)
+	}
+	var resp pb.QueryResponse
+	if err := proto.Unmarshal(b, &resp); err != nil {
+		t.Fatal(err)
+	}
+	return &resp
+}
+
+func marshal(t *testing.T, q *pb.QueryRequest) []byte {
+	t.Helper()
+	b, err := proto.Marshal(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestQueryErrorCodes(t *testing.T) {
+	v, _ := StartValidator(t, nil)
+	p := NewPeer(t, v)
+	stranger := NewPeer(t)
+	for _, tc := range []struct {
+		name string
+		req  []byte
+		want pb.ErrorCode
+	}{
+		{"garbage", []byte{0xff, 0xff, 0xff}, pb.ErrorCode_ERROR_CODE_MALFORMED_MESSAGE},
+		{"no query", marshal(t, &pb.QueryRequest{QueryId: 1}), pb.ErrorCode_ERROR_CODE_UNSUPPORTED_QUERY},
+		{"limit over 1000", marshal(t, &pb.QueryRequest{Query: &pb.QueryRequest_ListModels{ListModels: &pb.ListModelsQuery{}}, Limit: 1001}), pb.ErrorCode_ERROR_CODE_MALFORMED_MESSAGE},
+		{"bad model id", marshal(t, &pb.QueryRequest{Query: &pb.QueryRequest_FindModel{FindModel: &pb.FindModelQuery{ModelId: "no spaces"}}}), pb.ErrorCode_ERROR_CODE_MALFORMED_MESSAGE},
+		{"unknown executor", marshal(t, &pb.QueryRequest{Query: &pb.QueryRequest_ExecutorInfo{ExecutorInfo: &pb.ExecutorInfoQuery{PeerIds: [][]byte{[]byte(stranger.ID())}}}}), pb.ErrorCode_ERROR_CODE_EXECUTOR_NOT_FOUND},
+		{"unknown model", marshal(t, &pb.QueryRequest{Query: &pb.QueryRequest_FindModel{FindModel: &pb.FindModelQuery{ModelId: "nobody-serves-this"}}}), pb.ErrorCode_ERROR_CODE_UNSPECIFIED},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp := query(t, p, v, tc.req)
+			if resp.GetErrorCode() != tc.want {
+				t.Fatalf("code %v (%q), want %v", resp.GetErrorCode(), resp.GetErrorMessage(), tc.want)
+			}
+		})
+	}
+}
+
+// Framing abuse: a length prefix over the limit and a frame cut short both
+// get an answer with 3002, not a hang or a dropped stream.
+func TestQueryFramingAbuse(t *testing.T) {
+	v, _ := StartValidator(t, nil)
+	p := NewPeer(t, v)
+	for _, tc := range []struct {
+		name string
+		raw  []byte
+	}{
+		{"length over the limit", binary.AppendUvarint(nil, lp.MaxRequestSize+1)},
+		{"half a frame", append(binary.AppendUvarint(nil, 100), 1, 2, 3)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			s, err := p.Host.NewStream(ctx, v.ID(), lp.QueryProtocol)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			s.SetDeadline(time.Now().Add(10 * time.Second))
+			if _, err := s.Write(tc.raw); err != nil {
+				t.Fatal(err)
+			}
+			s.CloseWrite()
+			var resp pb.QueryResponse
+			if err := lp.ReadMessage(s, lp.MaxResponseSize, &resp); err != nil {
+				t.Fatalf("no answer: %v", err)
+			}
+			if resp.GetErrorCode() != pb.ErrorCode_ERROR_CODE_MALFORMED_MESSAGE {
+				t.Fatalf("code %v (%q), want 3002", resp.GetErrorCode(), resp.GetErrorMessage())
+			}
+		})
+	}
+}
+
+func TestQueryRateLimit(t *testing.T) {
+	v, _ := StartValidator(t, func(c *validator.Config) { c.QueryRate = 1 }) // burst 2
+	p := NewPeer(t, v)
+	other := NewPeer(t, v)
+	req := marshal(t, &pb.QueryRequest{Query: &pb.QueryRequest_Statistics{Statistics: &pb.StatisticsQuery{}}})
+	limited := 0
+	for range 5 {
+		if query(t, p, v, req).GetErrorCode() == pb.ErrorCode_ERROR_CODE_RATE_LIMITED {
+			limited++
+		}
+	}
+	if limited < 2 {
+		t.Fatalf("%d of 5 rapid queries rate limited, want at least 2 past the burst of 2", limited)
+	}
+	if code := query(t, other, v, req).GetErrorCode(); code != pb.ErrorCode_ERROR_CODE_UNSPECIFIED {
+		t.Fatalf("another peer's first query got %v; the limit is per peer", code)
+	}
+}
