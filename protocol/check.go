@@ -229,9 +229,17 @@ func checkVersion(v uint32) error {
 	return nil
 }
 
+// checkPeerID accepts the binary form of a libp2p peer id: a multihash with
+// the identity (0x00) or sha2-256 (0x12) function. The function check matters:
+// the 52-character base58 text of an Ed25519 peer id also parses as a
+// multihash ('1' as the function, '2' as the length 50), so without it a
+// client sending the text form would be told "not found", not "malformed".
 func checkPeerID(name string, b []byte) error {
 	if _, err := peer.IDFromBytes(b); err != nil {
 		return malformed("%s is not a peer id: %v", name, err)
+	}
+	if b[0] != 0x00 && b[0] != 0x12 {
+		return malformed("%s is not a binary peer id (multihash function 0x%x, want identity or sha2-256)", name, b[0])
 	}
 	return nil
 }

@@ -33,7 +33,9 @@ func WriteMessage(w io.Writer, m proto.Message) error {
 
 // ReadFrame reads one frame of at most max bytes. A length prefix over max is
 // refused before any of the body is read, with an error matching
-// ErrMalformed. The caller sets the deadline.
+// ErrMalformed. A stream that ends early gives an error wrapping
+// io.ErrUnexpectedEOF; other read errors (a deadline, a reset) are wrapped as
+// they are. The caller sets the deadline.
 func ReadFrame(r io.Reader, max int) ([]byte, error) {
 	br, ok := r.(io.ByteReader)
 	if !ok {
@@ -41,15 +43,9 @@ func ReadFrame(r io.Reader, max int) ([]byte, error) {
 		b := bufio.NewReaderSize(r, 512)
 		br, r = b, b
 	}
-	n, err := binary.ReadUvarint(br)
+	n, err := readLength(br)
 	if err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("protocol: read frame length: %w", io.ErrUnexpectedEOF)
-		}
-		if isTimeout(err) {
-			return nil, err
-		}
-		return nil, Errorf(ErrMalformed.Code, "bad frame length: %v", err)
+		return nil, err
 	}
 	if n > uint64(max) {
 		return nil, Errorf(ErrMalformed.Code, "frame of %d bytes exceeds the limit of %d", n, max)
@@ -75,4 +71,31 @@ func ReadMessage(r io.Reader, max int, m proto.Message) error {
 		return Errorf(ErrMalformed.Code, "decode %T: %v", m, err)
 	}
 	return nil
+}
+
+// readLength reads a frame's uvarint length prefix. Unlike
+// binary.ReadUvarint it tells the two failures apart: the reader's own error
+// (a deadline, a reset stream, the stream ending early) is passed on wrapped,
+// while a prefix that overflows 64 bits is malformed.
+func readLength(br io.ByteReader) (uint64, error) {
+	var x uint64
+	var s uint
+	for i := 0; i < binary.MaxVarintLen64; i++ {
+		b, err := br.ReadByte()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return 0, fmt.Errorf("protocol: read frame length: %w", err)
+		}
+		if b < 0x80 {
+			if i == binary.MaxVarintLen64-1 && b > 1 {
+				break
+			}
+			return x | uint64(b)<<s, nil
+		}
+		x |= uint64(b&0x7f) << s
+		s += 7
+	}
+	return 0, Errorf(ErrMalformed.Code, "frame length prefix overflows 64 bits")
 }
