@@ -122,6 +122,9 @@ func MessageID(m *pubsubpb.Message) string {
 	return string(sum[:])
 }
 
+// rpcOverhead is room in an RPC for what surrounds a maximal message.
+const rpcOverhead = 4 << 10
+
 // GossipOptions are lloom's GossipSub settings: no pubsub-level signature
 // or author (the envelope carries the only signature), content message ids,
 // 64 KiB messages, and queues sized for bursts.
@@ -130,7 +133,10 @@ func GossipOptions() []pubsub.Option {
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
 		pubsub.WithNoAuthor(),
 		pubsub.WithMessageIdFn(MessageID),
-		pubsub.WithMaxMessageSize(lp.MaxGossipMessageSize),
+		// The option bounds a whole RPC (framing, control messages), not
+		// one message's data, which DecodeGossip bounds to the contract's
+		// 64 KiB.
+		pubsub.WithMaxMessageSize(lp.MaxGossipMessageSize + rpcOverhead),
 		pubsub.WithValidateQueueSize(4096),
 		pubsub.WithPeerOutboundQueueSize(1024),
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/lloom/lloom/protocol/pb"
 )
@@ -279,4 +280,22 @@ func truncate(s string) string {
 		return s[:40] + "…"
 	}
 	return s
+}
+
+// announcementReserve is what an announcement needs besides its models: ids,
+// addresses, the envelope's key, signature and payload type, and the
+// GossipMessage around it.
+const announcementReserve = 4 << 10
+
+// CheckModelSetSize reports whether an announcement of these models fits
+// in one gossip message. The per-field limits alone allow far larger sets.
+func CheckModelSetSize(models []*pb.ModelDescriptor) error {
+	n := 0
+	for _, m := range models {
+		n += proto.Size(m) + 3 // field tag and length
+	}
+	if n+announcementReserve > MaxGossipMessageSize {
+		return Errorf(ErrMalformed.Code, "model set of %d bytes does not fit in a %d-byte announcement; shorten metadata or serve fewer models", n, MaxGossipMessageSize-announcementReserve)
+	}
+	return nil
 }

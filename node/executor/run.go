@@ -3,6 +3,7 @@ package executor
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -192,6 +193,10 @@ func (e *Executor) seal(kind pb.AnnouncementKind) ([]byte, *pb.Announcement, err
 	data, err := node.EncodeAnnouncement(env)
 	if err != nil {
 		return nil, nil, err
+	}
+	if len(data) > lp.MaxGossipMessageSize {
+		// Every peer would reject it and lower our score.
+		return nil, nil, fmt.Errorf("announcement of %d bytes exceeds %d; too many addresses or models", len(data), lp.MaxGossipMessageSize)
 	}
 	e.mu.Lock()
 	e.current, e.curSeq = env, a.GetSeq()

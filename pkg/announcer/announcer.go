@@ -64,6 +64,9 @@ func (s *State) SetModels(models []*pb.ModelDescriptor) error {
 		}
 		next[m.GetModelId()] = proto.CloneOf(m)
 	}
+	if err := lp.CheckModelSetSize(models); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if sameModels(s.models, next) {
@@ -92,6 +95,14 @@ func (s *State) PutModel(m *pb.ModelDescriptor) error {
 	}
 	if exists && proto.Equal(old, m) {
 		return nil
+	}
+	next := append(s.modelsLocked(), m)
+	if exists {
+		next = slices.DeleteFunc(next[:len(next)-1], func(d *pb.ModelDescriptor) bool { return d.GetModelId() == m.GetModelId() })
+		next = append(next, m)
+	}
+	if err := lp.CheckModelSetSize(next); err != nil {
+		return fmt.Errorf("model %q: %w", m.GetModelId(), err)
 	}
 	s.models[m.GetModelId()] = proto.CloneOf(m)
 	s.bumpLocked()

@@ -37,6 +37,10 @@ func secondsToDuration(f float64, s string) (time.Duration, error) {
 
 // durationValue converts a TOML value (string or number of seconds).
 func durationValue(key string, v any) (time.Duration, error) {
+	var (
+		secs float64
+		text string
+	)
 	switch x := v.(type) {
 	case nil:
 		return 0, nil
@@ -47,10 +51,15 @@ func durationValue(key string, v any) (time.Duration, error) {
 		}
 		return d, nil
 	case int64:
-		return secondsToDuration(float64(x), strconv.FormatInt(x, 10))
+		secs, text = float64(x), strconv.FormatInt(x, 10)
 	case float64:
-		return secondsToDuration(x, strconv.FormatFloat(x, 'g', -1, 64))
+		secs, text = x, strconv.FormatFloat(x, 'g', -1, 64)
 	default:
 		return 0, fmt.Errorf("%s: want a duration such as \"10s\" or a number of seconds, got %v", key, v)
 	}
+	d, err := secondsToDuration(secs, text)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", key, err)
+	}
+	return d, nil
 }

@@ -115,11 +115,6 @@ func Parse(b []byte) (*File, error) {
 	var f File
 	dec := toml.NewDecoder(bytes.NewReader(b)).DisallowUnknownFields()
 	if err := dec.Decode(&f); err != nil {
-		var de *toml.DecodeError
-		if errors.As(err, &de) {
-			row, col := de.Position()
-			return nil, fmt.Errorf("line %d, column %d: %s", row, col, de.Error())
-		}
 		var se *toml.StrictMissingError
 		if errors.As(err, &se) {
 			var keys []string
@@ -128,6 +123,11 @@ func Parse(b []byte) (*File, error) {
 				keys = append(keys, fmt.Sprintf("%q (line %d)", strings.Join(e.Key(), "."), row))
 			}
 			return nil, fmt.Errorf("unknown key %s", strings.Join(keys, ", "))
+		}
+		var de *toml.DecodeError
+		if errors.As(err, &de) {
+			row, col := de.Position()
+			return nil, fmt.Errorf("line %d, column %d: %s", row, col, de.Error())
 		}
 		return nil, err
 	}
