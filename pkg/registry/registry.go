@@ -1,0 +1,198 @@
+package registry
+
+import (
+	"encoding/binary"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/lloom/lloom/protocol/pb"
+)
+
+// Registry holds the executors a validator knows. It is safe for concurrent
+// use; see the package comment for what it trusts its caller with.
+type Registry struct {
+	cfg Config
+
+	mu         sync.RWMutex
+	executors  map[peer.ID]*executor  // guarded by mu
+	models     map[string]*modelIndex // guarded by mu; model id -> executors serving it
+	tombstones map[peer.ID]tombstone  // guarded by mu; executors removed by a REMOVAL
+	profiles   map[string]*profile    // guarded by mu; interned descriptor profiles
+	scratch    []byte                 // guarded by mu; builds profile keys
+	removed    uint64                 // guarded by mu; executors removed so far, for Stats
+}
+
+// executor is what the registry keeps of one executor. The envelopes are
+// kept as received; of the decoded messages only what queries need stays.
+type executor struct {
+	id         peer.ID
+	idKey      [2]uint64 // the first 16 bytes of id, for sorting without touching id
+	annSeq     uint64
+	hbSeq      uint64 // 0 until the first heartbeat
+	annRaw     []byte
+	hbRaw      []byte
+	addrs      [][]byte
+	models     []model
+	registered time.Time
+	lastSeen   time.Time
+	// staleReported is set once Sweep has reported the executor stale, so
+	// that it reports it once per stale spell.
+	staleReported bool
+}
+
+// model is one model an executor serves: its descriptor's profile and the
+// load of the latest heartbeat.
+type model struct {
+	id     string // shared with the index key
+	prof   *profile
+	active uint32 // from the latest heartbeat
+	queued uint32
+	hbCap  uint32 // capacity from the latest heartbeat; 0 = as announced
+	pos    int32  // position of this model's ref in its modelIndex
+}
+
+// modelIndex lists the executors serving one model, in no order.
+type modelIndex struct {
+	id   string
+	refs []ref
+}
+
+// ref names one executor's entry for a model: e.models[i].
+type ref struct {
+	e *executor
+	i int32
+}
+
+// tombstone remembers a REMOVAL so that an older announcement cannot bring
+// the executor back; the heartbeat seq is kept for the same reason.
+type tombstone struct {
+	seq   uint64
+	hbSeq uint64
+	at    time.Time
+}
+
+// New returns an empty registry.
+func New(cfg Config) (*Registry, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Registry{
+		cfg:        cfg,
+		executors:  make(map[peer.ID]*executor),
+		models:     make(map[string]*modelIndex),
+		tombstones: make(map[peer.ID]tombstone),
+		profiles:   make(map[string]*profile),
+	}, nil
+}
+
+// Len returns the number of executors held.
+func (r *Registry) Len() int {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return len(r.executors)
+}
+
+// AnnouncementSeq returns the seq of the announcement held for id, or of its
+// tombstone if it was removed by a REMOVAL. A tombstone past RemoveAfter
+// still counts here until Sweep drops it. It is the topic validator's cheap
+// replay check, made before the signature is verified.
+func (r *Registry) AnnouncementSeq(id peer.ID) (seq uint64, known bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if e, ok := r.executors[id]; ok {
+		return e.annSeq, true
+	}
+	if t, ok := r.tombstones[id]; ok {
+		return t.seq, true
+	}
+	return 0, false
+}
+
+// HeartbeatSeq returns the seq of the latest heartbeat held for id; known is
+// false for an executor not registered.
+func (r *Registry) HeartbeatSeq(id peer.ID) (seq uint64, known bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if e, ok := r.executors[id]; ok {
+		return e.hbSeq, true
+	}
+	return 0, false
+}
+
+// Get returns the executor-level entry of id: its status, and the load of
+// every model it serves.
+func (r *Registry) Get(id peer.ID, now time.Time) (*pb.ExecutorEntry, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	e, ok := r.executors[id]
+	if !ok {
+		return nil, false
+	}
+	return r.executorEntry(e, now), true
+}
+
+// index adds e's models to the model index, sharing the index's copy of
+// each model id.
+func (r *Registry) index(e *executor) {
+	for i := range e.models {
+		m := &e.models[i]
+		idx := r.models[m.id]
+		if idx == nil {
+			idx = &modelIndex{id: m.id}
+			r.models[m.id] = idx
+		}
+		m.id = idx.id
+		m.pos = int32(len(idx.refs))
+		idx.refs = append(idx.refs, ref{e: e, i: int32(i)})
+	}
+}
+
+// unindex removes e's models from the model index, in O(1) per model, and
+// releases their profiles: the models are going away.
+func (r *Registry) unindex(e *executor) {
+	for i := range e.models {
+		m := &e.models[i]
+		r.release(m.prof)
+		idx := r.models[m.id]
+		last := len(idx.refs) - 1
+		if int(m.pos) != last {
+			moved := idx.refs[last]
+			idx.refs[m.pos] = moved
+			moved.e.models[moved.i].pos = m.pos
+		}
+		idx.refs[last] = ref{}
+		idx.refs = idx.refs[:last]
+		if last == 0 {
+			delete(r.models, m.id)
+		} else if cap(idx.refs) > 64 && len(idx.refs) < cap(idx.refs)/4 {
+			idx.refs = append([]ref(nil), idx.refs...)
+		}
+	}
+}
+
+// remove forgets e entirely.
+func (r *Registry) remove(e *executor) {
+	r.unindex(e)
+	delete(r.executors, e.id)
+	r.removed++
+}
+
+// idPrefix returns the first 16 bytes of id as two big-endian numbers,
+// zero-padded: comparing them orders ids as their bytes do, up to the
+// first 16 bytes.
+func idPrefix(id peer.ID) [2]uint64 {
+	var b [16]byte
+	copy(b[:], id)
+	return [2]uint64{binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])}
+}
+
+// modelIDs returns the ids of e's models, in announcement order.
+func (e *executor) modelIDs() []string {
+	ids := make([]string, len(e.models))
+	for i := range e.models {
+		ids[i] = e.models[i].id
+	}
+	return ids
+}
