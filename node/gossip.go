@@ -205,3 +205,23 @@ func (g *Gossip) Close() {
 	}
 	g.cancel()
 }
+
+// JoinRaw starts GossipSub with lloom's settings on h and joins the
+// network's topic with no topic validator of its own, so that what it
+// publishes reaches peers unchecked. It is for tools and tests that play a
+// misbehaving peer; nodes use NewGossip. Close stops it.
+func JoinRaw(h host.Host, network string, extra ...pubsub.Option) (*Gossip, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	tracer := NewTracer()
+	ps, err := pubsub.NewGossipSub(ctx, h, append(append(GossipOptions(), tracer.Option()), extra...)...)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("node: start gossipsub: %w", err)
+	}
+	g := &Gossip{PubSub: ps, Tracer: tracer, cancel: cancel}
+	if g.Topic, err = ps.Join(lp.Topic(network)); err != nil {
+		g.Close()
+		return nil, fmt.Errorf("node: join %s: %w", lp.Topic(network), err)
+	}
+	return g, nil
+}

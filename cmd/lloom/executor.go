@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -18,8 +20,9 @@ import (
 func newExecutorCommand(a *app) *cobra.Command {
 	cfg := executor.DefaultConfig()
 	var (
-		nf     netFlags
-		models []string
+		nf        netFlags
+		models    []string
+		debugLoad []string
 	)
 	cmd := &cobra.Command{
 		Use:   "executor",
@@ -70,11 +73,14 @@ and the current models stay.`,
 				return err
 			}
 			defer e.Close()
+			if err := applyLoads(e, a.file, debugLoad); err != nil {
+				return usageError{err}
+			}
 			a.log.Info().Str("identity", keyPath).Str("peer", e.ID().String()).Msg("Identity loaded")
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			if a.file != nil {
-				go watchConfig(ctx, a, e, models)
+				go watchConfig(ctx, a, e, models, debugLoad)
 			}
 			err = e.Run(ctx)
 			a.log.Info().Msg("Executor stopped")
@@ -87,6 +93,7 @@ and the current models stay.`,
 	durationVar(fs, &cfg.HeartbeatInterval, "heartbeat-interval", cfg.HeartbeatInterval, "time between heartbeats (Go duration or seconds)")
 	fs.BoolVar(&cfg.AnnounceModels, "announce-models", cfg.AnnounceModels, "announce models and send heartbeats (false: run silently)")
 	fs.StringVar(&cfg.EVMAddress, "evm-address", "", "payment address announced with the models (0x and 40 hex digits)")
+	fs.StringArrayVar(&debugLoad, "debug-load", nil, "report MODEL=ACTIVE/QUEUED as the model's load, for testing until inference reports real load (repeatable; also [debug.load] in the config file)")
 	return cmd
 }
 
@@ -119,7 +126,7 @@ func executorModels(f *config.File, ids []string) ([]*pb.ModelDescriptor, error)
 
 // watchConfig reloads the config file when it changes (checked every
 // second) or on SIGHUP, and hands the executor the whole new model set.
-func watchConfig(ctx context.Context, a *app, e *executor.Executor, ids []string) {
+func watchConfig(ctx context.Context, a *app, e *executor.Executor, ids, loads []string) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -157,8 +164,43 @@ func watchConfig(ctx context.Context, a *app, e *executor.Executor, ids []string
 			log.Error().Err(err).Msg("Config not reloaded; keeping the current models")
 			continue
 		}
+		if err := applyLoads(e, f, loads); err != nil {
+			log.Error().Err(err).Msg("Debug load not applied")
+		} else if err := e.Heartbeat(ctx); err != nil {
+			log.Warn().Err(err).Msg("Heartbeat not published")
+		}
 		log.Info().Int("models", len(models)).Msg("Config reloaded")
 	}
+}
+
+// applyLoads sets the load of each model named in the file's [debug.load]
+// and in --debug-load (which wins).
+func applyLoads(e *executor.Executor, f *config.File, flags []string) error {
+	loads := map[string]config.ModelLoad{}
+	if f != nil {
+		fl, err := f.DebugLoads()
+		if err != nil {
+			return err
+		}
+		loads = fl
+	}
+	for _, s := range flags {
+		model, v, ok := strings.Cut(s, "=")
+		if !ok {
+			return fmt.Errorf("--debug-load %q: want MODEL=ACTIVE/QUEUED", s)
+		}
+		l, err := config.ParseLoad(v)
+		if err != nil {
+			return fmt.Errorf("--debug-load %q: %w", s, err)
+		}
+		loads[model] = l
+	}
+	for model, l := range loads {
+		if err := e.SetLoad(model, l.Active, l.Queued, 0); err != nil {
+			return fmt.Errorf("debug load of %q: %w", model, err)
+		}
+	}
+	return nil
 }
 
 type stamp struct {

@@ -70,6 +70,7 @@ One binary runs every role:
 		newClientCommand(a),
 		newKeygenCommand(a),
 		newVersionCommand(a),
+		newDebugCommand(a),
 	)
 	return root
 }
@@ -109,11 +110,12 @@ func (a *app) setup(cmd *cobra.Command, _ []string) error {
 
 // cmdEnv holds per-command environment bindings, by command name.
 var cmdEnv = map[string]map[string]string{
-	"executor": {"validator": "VALIDATOR_ADDRESS"},
-	"discover": {"validator": "VALIDATOR_ADDRESS"},
-	"list":     {"validator": "VALIDATOR_ADDRESS"},
-	"query":    {"validator": "VALIDATOR_ADDRESS"},
-	"stats":    {"validator": "VALIDATOR_ADDRESS"},
+	"executor":        {"validator": "VALIDATOR_ADDRESS"},
+	"discover":        {"validator": "VALIDATOR_ADDRESS"},
+	"list":            {"validator": "VALIDATOR_ADDRESS"},
+	"query":           {"validator": "VALIDATOR_ADDRESS"},
+	"stats":           {"validator": "VALIDATOR_ADDRESS"},
+	"publish-invalid": {"validator": "VALIDATOR_ADDRESS"},
 }
 
 func applyEnv(fs *pflag.FlagSet, bindings map[string]string) error {

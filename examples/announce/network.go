@@ -8,7 +8,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
-	"github.com/rs/zerolog"
 
 	"github.com/lloom/lloom/node"
 	"github.com/lloom/lloom/node/executor"
@@ -82,10 +81,7 @@ func publishForged(ctx context.Context, validators []node.BootstrapPeer, e *exec
 	}
 	defer h.Close()
 	// The attacker's own node does not check what it publishes.
-	g, err := node.NewGossip(h, node.GossipConfig{
-		Network:  lp.DefaultNetwork,
-		Validate: func(context.Context, peer.ID, node.GossipPayload) error { return nil },
-	}, zerolog.Nop())
+	g, err := node.JoinRaw(h, lp.DefaultNetwork)
 	if err != nil {
 		return err
 	}
@@ -119,6 +115,10 @@ func publishForged(ctx context.Context, validators []node.BootstrapPeer, e *exec
 	if err != nil {
 		return err
 	}
-	_, err = g.PublishAndWait(ctx, data)
-	return err
+	ctx, cancel := context.WithTimeout(ctx, deadline)
+	defer cancel()
+	if sent, err := g.PublishAndWait(ctx, data); err != nil || !sent {
+		return fmt.Errorf("forged announcement not sent: %v", err)
+	}
+	return nil
 }

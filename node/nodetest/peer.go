@@ -36,17 +36,13 @@ func NewPeer(t testing.TB, vs ...*validator.Validator) *Peer {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { h.Close() })
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
 	// An attacker is not bound by our 64 KiB limit.
-	ps, err := pubsub.NewGossipSub(ctx, h, append(node.GossipOptions(), pubsub.WithMaxMessageSize(1<<20))...)
+	g, err := node.JoinRaw(h, lp.DefaultNetwork, pubsub.WithMaxMessageSize(1<<20))
 	if err != nil {
 		t.Fatal(err)
 	}
-	topic, err := ps.Join(lp.Topic(lp.DefaultNetwork))
-	if err != nil {
-		t.Fatal(err)
-	}
+	t.Cleanup(g.Close)
+	topic := g.Topic
 	p := &Peer{Key: key, Host: h, Topic: topic}
 	for _, v := range vs {
 		if err := h.Connect(context.Background(), peer.AddrInfo{ID: v.ID(), Addrs: v.Host().Addrs()}); err != nil {

@@ -152,3 +152,25 @@ func TestExampleConfigsLoad(t *testing.T) {
 		}
 	}
 }
+
+func TestDebugLoad(t *testing.T) {
+	f, err := Parse([]byte("[[models]]\nid = \"a\"\n[debug.load]\na = \"3/1\"\nb = \"2\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := f.DebugLoads()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l["a"] != (ModelLoad{3, 1}) || l["b"] != (ModelLoad{2, 0}) {
+		t.Fatalf("loads %v, want a 3/1 and b 2/0", l)
+	}
+	for _, bad := range []string{"x", "1/x", "-1/0", "1/2/3", ""} {
+		if _, err := ParseLoad(bad); err == nil {
+			t.Errorf("ParseLoad(%q) accepted", bad)
+		}
+	}
+	if _, err := Parse([]byte("[debug.load]\na = \"lots\"\n")); err == nil || !strings.Contains(err.Error(), `debug.load."a"`) {
+		t.Errorf("bad debug load in a file: %v", err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -26,6 +27,7 @@ type File struct {
 	Validator ValidatorSection `toml:"validator"`
 	Executor  ExecutorSection  `toml:"executor"`
 	Models    []Model          `toml:"models"`
+	Debug     DebugSection     `toml:"debug"`
 
 	path string
 }
@@ -56,6 +58,12 @@ type ExecutorSection struct {
 	HeartbeatInterval any    `toml:"heartbeat_interval"`
 	AnnounceModels    *bool  `toml:"announce_models"`
 	EVMAddress        string `toml:"evm_address"`
+}
+
+// DebugSection holds testing aids. Load sets each model's reported load,
+// "ACTIVE/QUEUED" by model id, until inference reports real load.
+type DebugSection struct {
+	Load map[string]string `toml:"load"`
 }
 
 // Model is one [[models]] table.
@@ -134,6 +142,9 @@ func Parse(b []byte) (*File, error) {
 	if _, err := f.Descriptors(); err != nil {
 		return nil, err
 	}
+	if _, err := f.DebugLoads(); err != nil {
+		return nil, err
+	}
 	for _, k := range []struct {
 		key string
 		v   any
@@ -147,6 +158,36 @@ func Parse(b []byte) (*File, error) {
 		}
 	}
 	return &f, nil
+}
+
+// ModelLoad is a model's reported load.
+type ModelLoad struct{ Active, Queued uint32 }
+
+// DebugLoads returns the [debug.load] table, checked.
+func (f *File) DebugLoads() (map[string]ModelLoad, error) {
+	out := make(map[string]ModelLoad, len(f.Debug.Load))
+	for model, v := range f.Debug.Load {
+		l, err := ParseLoad(v)
+		if err != nil {
+			return nil, fmt.Errorf("debug.load.%q: %w", model, err)
+		}
+		out[model] = l
+	}
+	return out, nil
+}
+
+// ParseLoad parses "ACTIVE/QUEUED" (or just "ACTIVE").
+func ParseLoad(s string) (ModelLoad, error) {
+	a, q, _ := strings.Cut(strings.TrimSpace(s), "/")
+	active, err1 := strconv.ParseUint(a, 10, 32)
+	queued, err2 := uint64(0), error(nil)
+	if q != "" {
+		queued, err2 = strconv.ParseUint(q, 10, 32)
+	}
+	if err1 != nil || err2 != nil {
+		return ModelLoad{}, fmt.Errorf("load %q: want ACTIVE/QUEUED, e.g. 3/1", s)
+	}
+	return ModelLoad{uint32(active), uint32(queued)}, nil
 }
 
 // Path is the file the configuration came from, if any.
