@@ -148,7 +148,7 @@ func GossipOptions() []pubsub.Option {
 func NewGossip(h host.Host, cfg GossipConfig, log zerolog.Logger) (*Gossip, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	tracer := NewTracer()
-	opts := append(append(GossipOptions(), tracer.Option()), cfg.Options...)
+	opts := append(append(GossipOptions(), tracer.Option(), PeerScoreOption(cfg.Network)), cfg.Options...)
 	ps, err := pubsub.NewGossipSub(ctx, h, opts...)
 	if err != nil {
 		cancel()

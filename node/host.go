@@ -32,7 +32,12 @@ func NewHost(cfg HostConfig) (host.Host, error) {
 	if cfg.Key == nil {
 		return nil, fmt.Errorf("node: host needs a key")
 	}
+	rm, err := newResourceManager()
+	if err != nil {
+		return nil, err
+	}
 	h, err := libp2p.New(
+		libp2p.ResourceManager(rm),
 		libp2p.Identity(cfg.Key),
 		libp2p.NoListenAddrs,
 		// Port reuse would let a leftover process silently share our port.
@@ -44,6 +49,7 @@ func NewHost(cfg HostConfig) (host.Host, error) {
 		libp2p.DisableRelay(),
 	)
 	if err != nil {
+		rm.Close()
 		return nil, fmt.Errorf("node: create host: %w", err)
 	}
 	for _, a := range cfg.Listen {

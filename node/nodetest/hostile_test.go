@@ -5,9 +5,13 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	lpnet "github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/record"
 	"google.golang.org/protobuf/proto"
 
@@ -26,9 +30,12 @@ func counts(v *validator.Validator) (rejected, ignored uint64) {
 // Each bad message is published by a real peer on the topic; the validator
 // must count it under the right verdict and leave the registry alone.
 func TestHostileMessagesChangeNothing(t *testing.T) {
-	v, _ := StartValidator(t, nil)
+	scores := &scoreBook{}
+	v, _ := StartValidator(t, func(c *validator.Config) {
+		c.GossipOptions = append(c.GossipOptions, pubsub.WithPeerScoreInspect(scores.set, 50*time.Millisecond))
+	})
 	attacker := NewPeer(t, v)
-	victim := NewPeer(t) // an honest executor the attacker impersonates
+	victim := NewPeer(t, v) // an honest executor the attacker impersonates
 	now := time.Now()
 
 	// An honest announcement from the attacker's own key, to replay later.
@@ -62,6 +69,21 @@ func TestHostileMessagesChangeNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	ignores := [][]byte{
+		mustSeal(t, attacker, attacker.Announcement(50, now, Model("replayed-older", 1))),
+		mustSeal(t, attacker, attacker.Announcement(104, now.Add(10*time.Minute), Model("from-the-future", 1))),
+		mustSeal(t, attacker, attacker.Announcement(105, now.Add(-time.Hour), Model("too-old", 1))),
+	}
+	for _, m := range ignores {
+		attacker.Publish(t, m)
+	}
+	Eventually(t, "replays and stale messages ignored", func() error {
+		if _, i := counts(v); i != uint64(len(ignores)) {
+			return fmt.Errorf("%d ignored, want %d", i, len(ignores))
+		}
+		return nil
+	})
+
 	rejects := [][]byte{
 		wrap(t, forgedEnv),
 		wrap(t, stolenEnv),
@@ -80,20 +102,16 @@ func TestHostileMessagesChangeNothing(t *testing.T) {
 		return nil
 	})
 
-	ignores := [][]byte{
-		mustSeal(t, attacker, attacker.Announcement(50, now, Model("replayed-older", 1))),
-		mustSeal(t, attacker, attacker.Announcement(104, now.Add(10*time.Minute), Model("from-the-future", 1))),
-		mustSeal(t, attacker, attacker.Announcement(105, now.Add(-time.Hour), Model("too-old", 1))),
-	}
-	for _, m := range ignores {
-		attacker.Publish(t, m)
-	}
-	Eventually(t, "replays and stale messages ignored", func() error {
-		if _, i := counts(v); i != uint64(len(ignores)) {
-			return fmt.Errorf("%d ignored, want %d", i, len(ignores))
+	Eventually(t, "the attacker's score below the gossip threshold", func() error {
+		sc, ok := scores.get(attacker.ID())
+		if !ok || sc >= -500 {
+			return fmt.Errorf("attacker score %v (known %v), want below -500", sc, ok)
 		}
 		return nil
 	})
+	if sc, _ := scores.get(victim.ID()); sc < 0 {
+		t.Errorf("a peer that sent nothing has score %v, want >= 0", sc)
+	}
 
 	if err := Registered(v, attacker.ID(), "good")(); err != nil {
 		t.Fatalf("registry changed by bad messages: %v", err)
@@ -114,6 +132,25 @@ func TestHostileMessagesChangeNothing(t *testing.T) {
 	if err := Registered(v, attacker.ID(), "good")(); err != nil {
 		t.Fatalf("registry changed by the oversized message: %v", err)
 	}
+}
+
+// scoreBook keeps the validator's latest view of peer scores.
+type scoreBook struct {
+	mu     sync.Mutex
+	scores map[peer.ID]float64
+}
+
+func (b *scoreBook) set(m map[peer.ID]float64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.scores = m
+}
+
+func (b *scoreBook) get(p peer.ID) (float64, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	sc, ok := b.scores[p]
+	return sc, ok
 }
 
 func wrap(t *testing.T, env []byte) []byte {
@@ -232,4 +269,59 @@ func TestQueryRateLimit(t *testing.T) {
 	if code := query(t, other, v, req).GetErrorCode(); code != pb.ErrorCode_ERROR_CODE_UNSPECIFIED {
 		t.Fatalf("another peer's first query got %v; the limit is per peer", code)
 	}
+}
+
+// A peer that opens query streams and writes half a frame holds at most
+// eight of them (the resource manager's per-peer limit for the query
+// protocol); the ninth is refused, and the deadline frees the eight with a
+// timeout answer. (A stream that never writes at all does not get past
+// protocol negotiation, whose own timeout frees it.)
+func TestQueryStreamAbuse(t *testing.T) {
+	v, _ := StartValidator(t, func(c *validator.Config) { c.QueryTimeout = 2 * time.Second })
+	p := NewPeer(t, v)
+	ctx := context.Background()
+	var held []lpnet.Stream
+	for range 8 {
+		s, err := p.Host.NewStream(ctx, v.ID(), lp.QueryProtocol)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Write(binary.AppendUvarint(nil, 10)); err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, s)
+	}
+	// The ninth: opening is optimistic, the refusal shows on read.
+	s, err := p.Host.NewStream(ctx, v.ID(), lp.QueryProtocol)
+	if err == nil {
+		s.SetDeadline(time.Now().Add(10 * time.Second))
+		lp.WriteFrame(s, marshal(t, &pb.QueryRequest{Query: &pb.QueryRequest_Statistics{Statistics: &pb.StatisticsQuery{}}}))
+		s.CloseWrite()
+		var resp pb.QueryResponse
+		err = lp.ReadMessage(s, lp.MaxResponseSize, &resp)
+		s.Close()
+	}
+	if err == nil {
+		t.Fatal("a ninth concurrent query stream from one peer was served; want it refused")
+	}
+	// The silent streams get an answer (4002) when their deadline passes.
+	for _, s := range held {
+		s.SetDeadline(time.Now().Add(10 * time.Second))
+		var resp pb.QueryResponse
+		if err := lp.ReadMessage(s, lp.MaxResponseSize, &resp); err != nil {
+			t.Fatalf("silent stream: %v, want a timeout answer", err)
+		}
+		if resp.GetErrorCode() != pb.ErrorCode_ERROR_CODE_TIMEOUT {
+			t.Fatalf("silent stream answered %v, want 4002", resp.GetErrorCode())
+		}
+		s.Close()
+	}
+	req := marshal(t, &pb.QueryRequest{Query: &pb.QueryRequest_Statistics{Statistics: &pb.StatisticsQuery{}}})
+	Eventually(t, "queries served again", func() error {
+		resp := query(t, p, v, req)
+		if resp.GetErrorCode() != pb.ErrorCode_ERROR_CODE_UNSPECIFIED {
+			return fmt.Errorf("code %v", resp.GetErrorCode())
+		}
+		return nil
+	})
 }
