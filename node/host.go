@@ -5,6 +5,7 @@ import (
 	"strconv"
 
 	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/connmgr"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
@@ -22,6 +23,9 @@ type HostConfig struct {
 	Listen []ma.Multiaddr
 	// UserAgent is announced over Identify.
 	UserAgent string
+	// Gater, if set, decides which connections are allowed (tests use it
+	// to cut a link; operators could use it for allow or deny lists).
+	Gater connmgr.ConnectionGater
 }
 
 // NewHost builds a libp2p host with TCP and QUIC, Noise and Yamux, and
@@ -36,7 +40,7 @@ func NewHost(cfg HostConfig) (host.Host, error) {
 	if err != nil {
 		return nil, err
 	}
-	h, err := libp2p.New(
+	opts := []libp2p.Option{
 		libp2p.ResourceManager(rm),
 		libp2p.Identity(cfg.Key),
 		libp2p.NoListenAddrs,
@@ -47,7 +51,11 @@ func NewHost(cfg HostConfig) (host.Host, error) {
 		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
 		libp2p.UserAgent(cfg.UserAgent),
 		libp2p.DisableRelay(),
-	)
+	}
+	if cfg.Gater != nil {
+		opts = append(opts, libp2p.ConnectionGater(cfg.Gater))
+	}
+	h, err := libp2p.New(opts...)
 	if err != nil {
 		rm.Close()
 		return nil, fmt.Errorf("node: create host: %w", err)

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/connmgr"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/rs/zerolog"
@@ -41,6 +42,8 @@ type Config struct {
 	// AgentVersion is announced to operators.
 	AgentVersion string
 	Logger       zerolog.Logger
+	// Gater, if set, filters connections (tests cut links with it).
+	Gater connmgr.ConnectionGater
 	// GossipOptions are extra GossipSub options (tests).
 	GossipOptions []pubsub.Option
 }

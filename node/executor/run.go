@@ -231,6 +231,10 @@ func (e *Executor) withdraw() {
 	if !e.cfg.AnnounceModels || e.AnnouncementSeq() == 0 {
 		return
 	}
+	if len(e.gossip.Topic.ListPeers()) == 0 {
+		e.cfg.Logger.Warn().Msg("No peer to send the REMOVAL to; validators will mark this executor stale")
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.RemovalTimeout)
 	defer cancel()
 	data, a, err := e.seal(pb.AnnouncementKind_ANNOUNCEMENT_KIND_REMOVAL)

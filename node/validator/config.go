@@ -5,6 +5,7 @@ import (
 	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/connmgr"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/rs/zerolog"
@@ -42,6 +43,8 @@ type Config struct {
 	Now          func() time.Time
 	AgentVersion string
 	Logger       zerolog.Logger
+	// Gater, if set, filters connections (tests cut links with it).
+	Gater connmgr.ConnectionGater
 	// GossipOptions are extra GossipSub options (tests, scoring).
 	GossipOptions []pubsub.Option
 }
