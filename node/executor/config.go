@@ -4,12 +4,6 @@ import (
 	"fmt"
 	"time"
 
-	pubsub "github.com/libp2p/go-libp2p-pubsub"
-	"github.com/libp2p/go-libp2p/core/connmgr"
-	"github.com/libp2p/go-libp2p/core/crypto"
-	ma "github.com/multiformats/go-multiaddr"
-	"github.com/rs/zerolog"
-
 	"github.com/lloom/lloom/node"
 	lp "github.com/lloom/lloom/protocol"
 	"github.com/lloom/lloom/protocol/pb"
@@ -17,12 +11,9 @@ import (
 
 // Config configures an executor.
 type Config struct {
-	// Network selects the topic; nodes of other networks are ignored.
-	Network string
-	// Key is the executor's identity; its peer id is the executor id.
-	Key crypto.PrivKey
-	// Listen addresses; announced so that clients can dial the executor.
-	Listen []ma.Multiaddr
+	// Network, Key (whose peer id is the executor id), Listen (announced
+	// so that clients can dial the executor), logging and test hooks.
+	node.Config
 	// Validators to bootstrap from and stay connected to.
 	Validators []node.BootstrapPeer
 	// Models served at start.
@@ -39,35 +30,23 @@ type Config struct {
 	MaxMessageAge time.Duration
 	// RemovalTimeout bounds the wait for the REMOVAL to leave on shutdown.
 	RemovalTimeout time.Duration
-	// AgentVersion is announced to operators.
-	AgentVersion string
-	Logger       zerolog.Logger
-	// Gater, if set, filters connections (tests cut links with it).
-	Gater connmgr.ConnectionGater
-	// GossipOptions are extra GossipSub options (tests).
-	GossipOptions []pubsub.Option
 }
 
 // DefaultConfig returns the defaults; Key must still be set.
 func DefaultConfig() Config {
 	return Config{
-		Network:           lp.DefaultNetwork,
+		Config:            node.DefaultConfig(),
 		HeartbeatInterval: 10 * time.Second,
 		AnnounceModels:    true,
 		MaxMessageAge:     2 * time.Minute,
 		RemovalTimeout:    3 * time.Second,
-		AgentVersion:      "lloom",
-		Logger:            zerolog.Nop(),
 	}
 }
 
 // Validate reports the first setting that cannot work.
 func (c Config) Validate() error {
-	if err := lp.CheckNetworkName(c.Network); err != nil {
-		return err
-	}
-	if c.Key == nil {
-		return fmt.Errorf("executor: no identity key")
+	if err := c.Config.Validate(); err != nil {
+		return fmt.Errorf("executor: %w", err)
 	}
 	if c.HeartbeatInterval < 100*time.Millisecond {
 		return fmt.Errorf("heartbeat interval %s is below 100ms", c.HeartbeatInterval)

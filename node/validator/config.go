@@ -4,22 +4,14 @@ import (
 	"fmt"
 	"time"
 
-	pubsub "github.com/libp2p/go-libp2p-pubsub"
-	"github.com/libp2p/go-libp2p/core/connmgr"
-	"github.com/libp2p/go-libp2p/core/crypto"
-	ma "github.com/multiformats/go-multiaddr"
-	"github.com/rs/zerolog"
-
 	"github.com/lloom/lloom/node"
 	"github.com/lloom/lloom/pkg/registry"
-	lp "github.com/lloom/lloom/protocol"
 )
 
 // Config configures a validator.
 type Config struct {
-	Network string
-	Key     crypto.PrivKey
-	Listen  []ma.Multiaddr
+	// Network, Key, Listen, logging and test hooks.
+	node.Config
 	// Peers are other validators to stay connected to, so that validators
 	// form one mesh.
 	Peers []node.BootstrapPeer
@@ -40,19 +32,13 @@ type Config struct {
 	// AddrFile, if set, receives the full multiaddrs, one per line.
 	AddrFile string
 	// Now is the clock (tests inject their own).
-	Now          func() time.Time
-	AgentVersion string
-	Logger       zerolog.Logger
-	// Gater, if set, filters connections (tests cut links with it).
-	Gater connmgr.ConnectionGater
-	// GossipOptions are extra GossipSub options (tests, scoring).
-	GossipOptions []pubsub.Option
+	Now func() time.Time
 }
 
 // DefaultConfig returns the defaults; Key must still be set.
 func DefaultConfig() Config {
 	return Config{
-		Network:       lp.DefaultNetwork,
+		Config:        node.DefaultConfig(),
 		Subscribe:     true,
 		Registry:      registry.DefaultConfig(),
 		QueryRate:     100,
@@ -60,18 +46,13 @@ func DefaultConfig() Config {
 		PullTimeout:   5 * time.Second,
 		SweepInterval: time.Second,
 		Now:           time.Now,
-		AgentVersion:  "lloom",
-		Logger:        zerolog.Nop(),
 	}
 }
 
 // Validate reports the first setting that cannot work.
 func (c Config) Validate() error {
-	if err := lp.CheckNetworkName(c.Network); err != nil {
-		return err
-	}
-	if c.Key == nil {
-		return fmt.Errorf("validator: no identity key")
+	if err := c.Config.Validate(); err != nil {
+		return fmt.Errorf("validator: %w", err)
 	}
 	if err := c.Registry.Validate(); err != nil {
 		return err

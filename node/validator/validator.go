@@ -60,7 +60,7 @@ func New(cfg Config) (*Validator, error) {
 	if err != nil {
 		return nil, err
 	}
-	h, err := node.NewHost(node.HostConfig{Key: cfg.Key, Listen: cfg.Listen, UserAgent: cfg.AgentVersion, Gater: cfg.Gater})
+	h, err := cfg.NewHost()
 	if err != nil {
 		return nil, err
 	}
