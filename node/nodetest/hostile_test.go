@@ -153,7 +153,7 @@ func (b *scoreBook) get(p peer.ID) (float64, bool) {
 	return sc, ok
 }
 
-func wrap(t *testing.T, env []byte) []byte {
+func wrap(t testing.TB, env []byte) []byte {
 	t.Helper()
 	m, err := node.EncodeAnnouncement(env)
 	if err != nil {
@@ -171,18 +171,26 @@ func mustSeal(t *testing.T, p *Peer, a *pb.Announcement) []byte {
 // query sends raw request bytes and decodes the answer.
 func query(t *testing.T, p *Peer, v *validator.Validator, req []byte) *pb.QueryResponse {
 	t.Helper()
-	b, err := node.Call(context.Background(), p.Host, v.ID(), lp.QueryProtocol, req, lp.MaxResponseSize, 5*time.Second)
+	resp, err := queryRaw(p, v, req)
 	if err != nil {
 		t.Fatalf("query: %v", err)
 	}
-	var resp pb.QueryResponse
-	if err := proto.Unmarshal(b, &resp); err != nil {
-		t.Fatal(err)
-	}
-	return &resp
+	return resp
 }
 
-func marshal(t *testing.T, q *pb.QueryRequest) []byte {
+func queryRaw(p *Peer, v *validator.Validator, req []byte) (*pb.QueryResponse, error) {
+	b, err := node.Call(context.Background(), p.Host, v.ID(), lp.QueryProtocol, req, lp.MaxResponseSize, 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	var resp pb.QueryResponse
+	if err := proto.Unmarshal(b, &resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}
+
+func marshal(t testing.TB, q *pb.QueryRequest) []byte {
 	t.Helper()
 	b, err := proto.Marshal(q)
 	if err != nil {

@@ -76,7 +76,11 @@ func (v *Validator) Stats() *pb.Statistics {
 }
 
 func errorResponse(id uint64, err error) *pb.QueryResponse {
-	return &pb.QueryResponse{QueryId: id, ErrorCode: lp.CodeOf(err), ErrorMessage: err.Error()}
+	msg := err.Error()
+	if e, ok := err.(*lp.Error); ok {
+		msg = e.Reason // the code travels in its own field
+	}
+	return &pb.QueryResponse{QueryId: id, ErrorCode: lp.CodeOf(err), ErrorMessage: msg}
 }
 
 // limiter is the per-peer query rate limit.
