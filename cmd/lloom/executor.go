@@ -79,8 +79,24 @@ and the current models stay.`,
 			a.log.Info().Str("identity", keyPath).Str("peer", e.ID().String()).Msg("Identity loaded")
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			// SIGHUP asks for a reload. It is caught before Run, so that it
+			// never kills the executor (without a REMOVAL), file or not.
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
 			if a.file != nil {
-				go watchConfig(ctx, a, e, models, debugLoad)
+				go watchConfig(ctx, a, e, models, debugLoad, hup)
+			} else {
+				go func() {
+					for {
+						select {
+						case <-ctx.Done():
+							return
+						case <-hup:
+							a.log.Warn().Msg("SIGHUP: no --config file to reload")
+						}
+					}
+				}()
 			}
 			err = e.Run(ctx)
 			a.log.Info().Msg("Executor stopped")
@@ -126,10 +142,7 @@ func executorModels(f *config.File, ids []string) ([]*pb.ModelDescriptor, error)
 
 // watchConfig reloads the config file when it changes (checked every
 // second) or on SIGHUP, and hands the executor the whole new model set.
-func watchConfig(ctx context.Context, a *app, e *executor.Executor, ids, loads []string) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
+func watchConfig(ctx context.Context, a *app, e *executor.Executor, ids, loads []string, hup <-chan os.Signal) {
 	path := a.file.Path()
 	last := fileStamp(path)
 	t := time.NewTicker(time.Second)

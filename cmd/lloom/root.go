@@ -53,6 +53,10 @@ One binary runs every role:
 		SilenceErrors:     true,
 		SilenceUsage:      true,
 		PersistentPreRunE: a.setup,
+		// Args and RunE make cobra check the root's arguments like any
+		// command's, so that an unknown command is a usage error too.
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
@@ -72,7 +76,24 @@ One binary runs every role:
 		newVersionCommand(a),
 		newDebugCommand(a),
 	)
+	usageArgs(root)
 	return root
+}
+
+// usageArgs makes wrong arguments (an unknown command, a missing MODEL) a
+// usage error that points to the command's help, as a wrong flag is.
+func usageArgs(c *cobra.Command) {
+	if check := c.Args; check != nil {
+		c.Args = func(cmd *cobra.Command, args []string) error {
+			if err := check(cmd, args); err != nil {
+				return usagef("%v (see '%s --help')", err, cmd.CommandPath())
+			}
+			return nil
+		}
+	}
+	for _, sub := range c.Commands() {
+		usageArgs(sub)
+	}
 }
 
 // setup applies environment variables and the config file to the flags

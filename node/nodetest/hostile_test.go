@@ -333,3 +333,47 @@ func TestQueryStreamAbuse(t *testing.T) {
 		return nil
 	})
 }
+
+// Thousands of fresh identities announcing: the registry stops at
+// --max-executors, refuses the rest with 2001, and keeps serving.
+func TestManyIdentitiesHitTheRegistryLimit(t *testing.T) {
+	const limit, n = 50, 1000
+	v, _ := StartValidator(t, func(c *validator.Config) { c.Registry.MaxExecutors = limit })
+	p := NewPeer(t, v)
+	now := time.Now()
+	for i := range n {
+		key := Key(t)
+		id, _ := peer.IDFromPrivateKey(key)
+		a := &pb.Announcement{ExecutorId: []byte(id), Seq: 1, Kind: pb.AnnouncementKind_ANNOUNCEMENT_KIND_INITIAL,
+			IssuedAtMs: now.UnixMilli(), ProtocolVersion: lp.Version, Models: []*pb.ModelDescriptor{Model(fmt.Sprintf("m%d", i%7), 1)}}
+		env, err := lp.SealAnnouncement(a, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Publish(t, wrap(t, env))
+	}
+	Eventually(t, "every announcement judged", func() error {
+		st := v.Stats()
+		if got := st.GetAnnouncementsAccepted() + st.GetMessagesIgnored(); got != n {
+			return fmt.Errorf("%d of %d judged", got, n)
+		}
+		return nil
+	})
+	st := v.Stats()
+	if st.GetExecutors() != limit || st.GetAnnouncementsAccepted() != limit || st.GetMessagesIgnored() != n-limit {
+		t.Fatalf("executors %d, accepted %d, ignored %d; want %d, %d, %d",
+			st.GetExecutors(), st.GetAnnouncementsAccepted(), st.GetMessagesIgnored(), limit, limit, n-limit)
+	}
+	// Registry full is the validator's own state, not the sender's fault:
+	// ignored, not rejected, so relays are not penalised.
+	if st.GetMessagesRejected() != 0 {
+		t.Fatalf("%d rejected, want 0", st.GetMessagesRejected())
+	}
+	res, err := NewClient(t, v).ListModels(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Models) != 7 {
+		t.Fatalf("%d models listed, want 7", len(res.Models))
+	}
+}
