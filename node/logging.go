@@ -46,14 +46,18 @@ func isTerminal(w io.Writer) bool {
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 
-// BridgeLibp2pLogs sends go-libp2p's slog output into log, at warn and
-// above (debug and above when log is at trace: libp2p's debug output is
-// verbose). It sets process-wide state and must run before the first host
+// BridgeLibp2pLogs sends go-libp2p's slog output into log: errors only at
+// lloom's info level and above (lloom reports what matters itself, such as
+// a port in use, in its own words), warnings too at debug, and everything
+// at trace. It sets process-wide state and must run before the first host
 // is built.
 func BridgeLibp2pLogs(log zerolog.Logger) {
-	lvl := slog.LevelWarn
-	if log.GetLevel() <= zerolog.TraceLevel {
+	lvl := slog.LevelError
+	switch {
+	case log.GetLevel() <= zerolog.TraceLevel:
 		lvl = slog.LevelDebug
+	case log.GetLevel() <= zerolog.DebugLevel:
+		lvl = slog.LevelWarn
 	}
 	l := log.With().Str("component", "libp2p").Logger()
 	h := slogzerolog.Option{Level: lvl, Logger: &l}.NewZerologHandler()

@@ -81,22 +81,12 @@ and the current models stay.`,
 			defer stop()
 			// SIGHUP asks for a reload. It is caught before Run, so that it
 			// never kills the executor (without a REMOVAL), file or not.
-			hup := make(chan os.Signal, 1)
-			signal.Notify(hup, syscall.SIGHUP)
+			hup := hangups()
 			defer signal.Stop(hup)
 			if a.file != nil {
 				go watchConfig(ctx, a, e, models, debugLoad, hup)
 			} else {
-				go func() {
-					for {
-						select {
-						case <-ctx.Done():
-							return
-						case <-hup:
-							a.log.Warn().Msg("SIGHUP: no --config file to reload")
-						}
-					}
-				}()
+				go ignoreHangup(ctx, a, hup, "no --config file to reload")
 			}
 			err = e.Run(ctx)
 			a.log.Info().Msg("Executor stopped")
@@ -144,7 +134,7 @@ func executorModels(f *config.File, ids []string) ([]*pb.ModelDescriptor, error)
 // second) or on SIGHUP, and hands the executor the whole new model set.
 func watchConfig(ctx context.Context, a *app, e *executor.Executor, ids, loads []string, hup <-chan os.Signal) {
 	path := a.file.Path()
-	last := fileStamp(path)
+	last := a.file.Stamp()
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
@@ -155,7 +145,7 @@ func watchConfig(ctx context.Context, a *app, e *executor.Executor, ids, loads [
 		case <-hup:
 			reason = "SIGHUP"
 		case <-t.C:
-			if s := fileStamp(path); s != last {
+			if s := config.StampOf(path); s != last {
 				last = s
 				reason = "file changed"
 			}
@@ -216,15 +206,21 @@ func applyLoads(e *executor.Executor, f *config.File, flags []string) error {
 	return nil
 }
 
-type stamp struct {
-	mod  time.Time
-	size int64
+// hangups catches SIGHUP from now on, so that it cannot kill the process.
+func hangups() chan os.Signal {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	return hup
 }
 
-func fileStamp(path string) stamp {
-	st, err := os.Stat(path)
-	if err != nil {
-		return stamp{}
+// ignoreHangup says, for each SIGHUP until ctx ends, why it does nothing.
+func ignoreHangup(ctx context.Context, a *app, hup <-chan os.Signal, why string) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			a.log.Warn().Msg("SIGHUP: " + why)
+		}
 	}
-	return stamp{st.ModTime(), st.Size()}
 }

@@ -149,6 +149,11 @@ func applyEnv(fs *pflag.FlagSet, bindings map[string]string) error {
 		if err := fs.Set(name, v); err != nil {
 			return usagef("%s=%q (for --%s): %v", env, v, name, err)
 		}
+		if name == "validator" { // checked here, so that the error names the variable
+			if _, err := node.ParseBootstrapPeers(v); err != nil {
+				return usagef("%s: %v", env, err)
+			}
+		}
 	}
 	return nil
 }

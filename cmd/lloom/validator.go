@@ -74,6 +74,9 @@ from one of them (or from host:port).`,
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			hup := hangups()
+			defer signal.Stop(hup)
+			go ignoreHangup(ctx, a, hup, "the validator has nothing to reload")
 			err = v.Run(ctx)
 			a.log.Info().Msg("Validator stopped")
 			return err

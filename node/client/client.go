@@ -99,8 +99,9 @@ type ValidatorError struct {
 func (e ValidatorError) Error() string { return fmt.Sprintf("validator %s: %v", e.Validator, e.Err) }
 
 // resolve returns the peer id of validator i, connecting to it, retrying
-// with backoff until ctx ends.
-func (c *Client) resolve(ctx context.Context, i int) (peer.ID, error) {
+// with backoff until ctx ends or giveUp closes (another validator has
+// answered, so waiting out a restart is no longer worth the user's time).
+func (c *Client) resolve(ctx context.Context, i int, giveUp <-chan struct{}) (peer.ID, error) {
 	bp := c.cfg.Validators[i]
 	delay := 100 * time.Millisecond
 	for {
@@ -110,6 +111,8 @@ func (c *Client) resolve(ctx context.Context, i int) (peer.ID, error) {
 		}
 		select {
 		case <-ctx.Done():
+			return "", fmt.Errorf("not reachable: %w", err)
+		case <-giveUp:
 			return "", fmt.Errorf("not reachable: %w", err)
 		case <-time.After(delay):
 		}

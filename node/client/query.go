@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"sync"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -18,11 +19,16 @@ import (
 const maxPages = 100
 
 // Call sends one query to validator i and returns its answer; an error
-// code in the answer becomes an error matching the protocol sentinel.
+// code in the answer becomes an error matching the protocol sentinel. An
+// unreachable validator is retried until the timeout.
 func (c *Client) Call(ctx context.Context, i int, q *pb.QueryRequest) (*pb.QueryResponse, error) {
+	return c.call(ctx, i, q, nil)
+}
+
+func (c *Client) call(ctx context.Context, i int, q *pb.QueryRequest, giveUp <-chan struct{}) (*pb.QueryResponse, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
-	id, err := c.resolve(ctx, i)
+	id, err := c.resolve(ctx, i, giveUp)
 	if err != nil {
 		return nil, err
 	}
@@ -52,23 +58,61 @@ func (c *Client) Call(ctx context.Context, i int, q *pb.QueryRequest) (*pb.Query
 	return &resp, nil
 }
 
-// each runs f for every validator at once and collects the failures.
-func (c *Client) each(ctx context.Context, f func(ctx context.Context, i int) error) []ValidatorError {
+// unreachableGrace is how long, once one validator has answered, the
+// client keeps trying to reach the others.
+const unreachableGrace = time.Second
+
+// query is one validator's query function within each.
+type query func(ctx context.Context, i int, q *pb.QueryRequest) (*pb.QueryResponse, error)
+
+// each runs f for every validator at once and collects the failures. An
+// unreachable validator is retried until the timeout, but no longer than
+// unreachableGrace after another one has answered.
+func (c *Client) each(ctx context.Context, f func(ctx context.Context, i int, call query) error) []ValidatorError {
 	var (
 		mu       sync.Mutex
 		failures []ValidatorError
-		wg       sync.WaitGroup
+		workers  sync.WaitGroup
+		once     sync.Once
 	)
+	answered := make(chan struct{}) // closed by the first answer
+	giveUp := make(chan struct{})   // closed unreachableGrace later
+	finished := make(chan struct{}) // closed when every validator is done
+	grace := make(chan struct{})
+	go func() {
+		defer close(grace)
+		select {
+		case <-answered:
+		case <-finished:
+			return
+		}
+		t := time.NewTimer(unreachableGrace)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			close(giveUp)
+		case <-finished:
+		}
+	}()
 	for i := range c.cfg.Validators {
-		wg.Go(func() {
-			if err := f(ctx, i); err != nil {
+		workers.Go(func() {
+			call := func(ctx context.Context, i int, q *pb.QueryRequest) (*pb.QueryResponse, error) {
+				resp, err := c.call(ctx, i, q, giveUp)
+				if err == nil {
+					once.Do(func() { close(answered) })
+				}
+				return resp, err
+			}
+			if err := f(ctx, i, call); err != nil {
 				mu.Lock()
 				failures = append(failures, ValidatorError{Validator: c.cfg.Validators[i].Raw, Err: err})
 				mu.Unlock()
 			}
 		})
 	}
-	wg.Wait()
+	workers.Wait()
+	close(finished)
+	<-grace
 	return failures
 }
 
@@ -90,10 +134,10 @@ func (c *Client) FindModel(ctx context.Context, model string, filters *pb.QueryF
 		return nil, fmt.Errorf("model id %q is not valid: want 1-128 characters of [A-Za-z0-9._:/@-]", model)
 	}
 	m := newMerger()
-	failures := c.each(ctx, func(ctx context.Context, i int) error {
+	failures := c.each(ctx, func(ctx context.Context, i int, call query) error {
 		var offset uint32
 		for range maxPages {
-			resp, err := c.Call(ctx, i, &pb.QueryRequest{
+			resp, err := call(ctx, i, &pb.QueryRequest{
 				Query:   &pb.QueryRequest_FindModel{FindModel: &pb.FindModelQuery{ModelId: model}},
 				Filters: filters,
 				Limit:   lp.MaxQueryLimit,
@@ -123,10 +167,10 @@ func (c *Client) FindModel(ctx context.Context, model string, filters *pb.QueryF
 // returns them merged, models by id and executors least loaded first.
 func (c *Client) ListModels(ctx context.Context, filters *pb.QueryFilters) (*ModelsResult, error) {
 	m := newMerger()
-	failures := c.each(ctx, func(ctx context.Context, i int) error {
+	failures := c.each(ctx, func(ctx context.Context, i int, call query) error {
 		var offset uint32
 		for range maxPages {
-			resp, err := c.Call(ctx, i, &pb.QueryRequest{
+			resp, err := call(ctx, i, &pb.QueryRequest{
 				Query:   &pb.QueryRequest_ListModels{ListModels: &pb.ListModelsQuery{}},
 				Filters: filters,
 				Limit:   lp.MaxQueryLimit,
@@ -170,8 +214,8 @@ func (c *Client) Stats(ctx context.Context) (*StatsResult, error) {
 		mu  sync.Mutex
 		out StatsResult
 	)
-	out.Failures = c.each(ctx, func(ctx context.Context, i int) error {
-		resp, err := c.Call(ctx, i, &pb.QueryRequest{Query: &pb.QueryRequest_Statistics{Statistics: &pb.StatisticsQuery{}}})
+	out.Failures = c.each(ctx, func(ctx context.Context, i int, call query) error {
+		resp, err := call(ctx, i, &pb.QueryRequest{Query: &pb.QueryRequest_Statistics{Statistics: &pb.StatisticsQuery{}}})
 		if err != nil {
 			return err
 		}

@@ -29,8 +29,28 @@ type File struct {
 	Models    []Model          `toml:"models"`
 	Debug     DebugSection     `toml:"debug"`
 
-	path string
+	path  string
+	stamp Stamp
 }
+
+// Stamp identifies a version of a file by modification time and size.
+type Stamp struct {
+	ModTime time.Time
+	Size    int64
+}
+
+// StampOf returns path's stamp now (zero if it cannot be read).
+func StampOf(path string) Stamp {
+	st, err := os.Stat(path)
+	if err != nil {
+		return Stamp{}
+	}
+	return Stamp{st.ModTime(), st.Size()}
+}
+
+// Stamp is the file's stamp as it was when it was read: a later change
+// shows as a different StampOf.
+func (f *File) Stamp() Stamp { return f.stamp }
 
 // NodeSection holds settings every role shares.
 type NodeSection struct {
@@ -106,6 +126,7 @@ const (
 // Load reads and checks a configuration file. Errors name the file, and
 // the line where the TOML is wrong or a key is unknown.
 func Load(path string) (*File, error) {
+	stamp := StampOf(path)
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("config %s: %w", path, err)
@@ -114,7 +135,7 @@ func Load(path string) (*File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
-	f.path = path
+	f.path, f.stamp = path, stamp
 	return f, nil
 }
 
