@@ -93,7 +93,7 @@ func (c *Connector) keep(ctx context.Context, i int) {
 			if failures == 1 || failures%10 == 0 {
 				lvl = c.log.Warn()
 			}
-			lvl.Err(err).Str("validator", bp.Raw).Int("attempt", failures).Dur("retry_in", delay).Msg("Validator unreachable; retrying")
+			lvl.Err(err).Str("validator", bp.Raw).Int("attempt", failures).Str("retry_in", delay.String()).Msg("Validator unreachable; retrying")
 		} else {
 			if failures > 0 {
 				c.log.Info().Str("validator", bp.Raw).Str("peer", id.String()).Msg("Reconnected to validator")
@@ -161,14 +161,20 @@ func (c *Connector) connect(ctx context.Context, i int) (peer.ID, error) {
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	c.h.Peerstore().AddAddr(id, bp.Addr, peerstore.PermanentAddrTTL)
-	// Our own backoff paces the retries; the swarm's would add up to
-	// minutes after a validator restart.
-	if sw, ok := c.h.Network().(*swarm.Swarm); ok {
-		sw.Backoff().Clear(id)
-	}
+	ClearDialBackoff(c.h, id)
 	if err := c.h.Connect(dctx, peer.AddrInfo{ID: id, Addrs: []ma.Multiaddr{bp.Addr}}); err != nil {
 		return "", err
 	}
 	c.h.ConnManager().Protect(id, "lloom-bootstrap")
 	return id, nil
+}
+
+// ClearDialBackoff forgets the swarm's dial backoff for p. Callers that
+// pace their own retries use it: the swarm's backoff would add up to
+// minutes after a validator restart, and hide the real dial error behind
+// "dial backoff".
+func ClearDialBackoff(h host.Host, p peer.ID) {
+	if sw, ok := h.Network().(*swarm.Swarm); ok {
+		sw.Backoff().Clear(p)
+	}
 }

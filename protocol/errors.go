@@ -38,6 +38,7 @@ var (
 	ErrUnsupportedVersion = &Error{pb.ErrorCode_ERROR_CODE_UNSUPPORTED_PROTOCOL_VERSION, "unsupported protocol version"}
 	ErrMalformed          = &Error{pb.ErrorCode_ERROR_CODE_MALFORMED_MESSAGE, "malformed message"}
 	ErrUnsupportedQuery   = &Error{pb.ErrorCode_ERROR_CODE_UNSUPPORTED_QUERY, "unsupported query"}
+	ErrWrongNetwork       = &Error{pb.ErrorCode_ERROR_CODE_WRONG_NETWORK, "wrong network"}
 	ErrTimeout            = &Error{pb.ErrorCode_ERROR_CODE_TIMEOUT, "timeout"}
 	ErrRateLimited        = &Error{pb.ErrorCode_ERROR_CODE_RATE_LIMITED, "rate limited"}
 	ErrInternal           = &Error{pb.ErrorCode_ERROR_CODE_INTERNAL, "internal error"}

@@ -23,6 +23,7 @@ var sentinels = []*protocol.Error{
 	protocol.ErrUnsupportedVersion,
 	protocol.ErrMalformed,
 	protocol.ErrUnsupportedQuery,
+	protocol.ErrWrongNetwork,
 	protocol.ErrTimeout,
 	protocol.ErrRateLimited,
 	protocol.ErrInternal,
@@ -30,7 +31,7 @@ var sentinels = []*protocol.Error{
 
 // The numbers are the contract: they must never change.
 func TestSentinelCodes(t *testing.T) {
-	want := []int32{1001, 1003, 1004, 2001, 2002, 2003, 2005, 3001, 3002, 3003, 4002, 4290, 5000}
+	want := []int32{1001, 1003, 1004, 2001, 2002, 2003, 2005, 3001, 3002, 3003, 3004, 4002, 4290, 5000}
 	if len(sentinels) != len(want) {
 		t.Fatalf("%d sentinels, want %d", len(sentinels), len(want))
 	}

@@ -139,6 +139,7 @@ func (c *Client) connect(ctx context.Context, i int, bp node.BootstrapPeer) (pee
 		c.mu.Unlock()
 	}
 	c.h.Peerstore().AddAddr(id, bp.Addr, peerstore.TempAddrTTL)
+	node.ClearDialBackoff(c.h, id)
 	if err := c.h.Connect(ctx, peer.AddrInfo{ID: id}); err != nil {
 		if bp.ID == "" {
 			c.mu.Lock()

@@ -32,6 +32,7 @@ func (c *Client) call(ctx context.Context, i int, q *pb.QueryRequest, giveUp <-c
 	if err != nil {
 		return nil, err
 	}
+	q.Network = c.cfg.Network
 	if q.GetQueryId() == 0 {
 		var b [8]byte
 		_, _ = rand.Read(b[:])

@@ -11,6 +11,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/lloom/lloom/node"
 	lp "github.com/lloom/lloom/protocol"
@@ -249,7 +250,36 @@ func (e *Executor) withdraw() {
 	case !sent:
 		e.cfg.Logger.Warn().Msg("REMOVAL not delivered to any peer in time; validators will mark this executor stale")
 	default:
-		e.cfg.Logger.Info().Uint64("seq", a.GetSeq()).Msg("Published REMOVAL")
+		// Written to a peer is not yet read by it: closing the host now
+		// could drop it in flight. Wait until a validator no longer lists
+		// us, which also tells the operator it took effect.
+		confirmed := e.confirmRemoved(ctx)
+		e.cfg.Logger.Info().Uint64("seq", a.GetSeq()).Bool("confirmed", confirmed).Msg("Published REMOVAL")
+	}
+}
+
+// confirmRemoved asks a connected validator until it no longer lists this
+// executor, or ctx ends.
+func (e *Executor) confirmRemoved(ctx context.Context) bool {
+	req, err := proto.Marshal(&pb.QueryRequest{QueryId: 1, Network: e.cfg.Network,
+		Query: &pb.QueryRequest_ExecutorInfo{ExecutorInfo: &pb.ExecutorInfoQuery{PeerIds: [][]byte{[]byte(e.h.ID())}}}})
+	if err != nil {
+		return false
+	}
+	for {
+		for v := range e.validators() {
+			b, err := node.Call(ctx, e.h, v, lp.QueryProtocol, req, lp.MaxResponseSize, time.Second)
+			var resp pb.QueryResponse
+			if err == nil && proto.Unmarshal(b, &resp) == nil && resp.GetErrorCode() == pb.ErrorCode_ERROR_CODE_EXECUTOR_NOT_FOUND {
+				return true
+			}
+			break // one validator is enough; gossip tells the others
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
 }
 

@@ -377,3 +377,17 @@ func TestManyIdentitiesHitTheRegistryLimit(t *testing.T) {
 		t.Fatalf("%d models listed, want 7", len(res.Models))
 	}
 }
+
+// A client of another network is told so, not answered with this one's
+// registry.
+func TestQueryFromAnotherNetwork(t *testing.T) {
+	v, _ := StartValidator(t, nil)
+	p := NewPeer(t, v)
+	resp := query(t, p, v, marshal(t, &pb.QueryRequest{Network: "other", Query: &pb.QueryRequest_Statistics{Statistics: &pb.StatisticsQuery{}}}))
+	if resp.GetErrorCode() != pb.ErrorCode_ERROR_CODE_WRONG_NETWORK {
+		t.Fatalf("code %v (%q), want 3004", resp.GetErrorCode(), resp.GetErrorMessage())
+	}
+	if resp.GetStatistics() != nil {
+		t.Fatal("a wrong-network query got statistics")
+	}
+}

@@ -48,6 +48,9 @@ func (v *Validator) answer(from peer.ID, req []byte, readErr error) *pb.QueryRes
 	if err != nil {
 		return errorResponse(q.GetQueryId(), err)
 	}
+	if n := q.GetNetwork(); n != "" && n != v.cfg.Network {
+		return errorResponse(q.GetQueryId(), lp.Errorf(lp.ErrWrongNetwork.Code, "this validator serves network %q, not %q", v.cfg.Network, n))
+	}
 	v.queries.Add(1)
 	now := v.cfg.Now()
 	resp := v.reg.Query(&q, limit, now)

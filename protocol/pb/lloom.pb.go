@@ -93,9 +93,11 @@ const (
 	ErrorCode_ERROR_CODE_UNSUPPORTED_PROTOCOL_VERSION ErrorCode = 3001
 	ErrorCode_ERROR_CODE_MALFORMED_MESSAGE            ErrorCode = 3002
 	ErrorCode_ERROR_CODE_UNSUPPORTED_QUERY            ErrorCode = 3003
-	ErrorCode_ERROR_CODE_TIMEOUT                      ErrorCode = 4002
-	ErrorCode_ERROR_CODE_RATE_LIMITED                 ErrorCode = 4290
-	ErrorCode_ERROR_CODE_INTERNAL                     ErrorCode = 5000
+	// lloom extension: the query names another network than the validator's.
+	ErrorCode_ERROR_CODE_WRONG_NETWORK ErrorCode = 3004
+	ErrorCode_ERROR_CODE_TIMEOUT       ErrorCode = 4002
+	ErrorCode_ERROR_CODE_RATE_LIMITED  ErrorCode = 4290
+	ErrorCode_ERROR_CODE_INTERNAL      ErrorCode = 5000
 )
 
 // Enum value maps for ErrorCode.
@@ -112,6 +114,7 @@ var (
 		3001: "ERROR_CODE_UNSUPPORTED_PROTOCOL_VERSION",
 		3002: "ERROR_CODE_MALFORMED_MESSAGE",
 		3003: "ERROR_CODE_UNSUPPORTED_QUERY",
+		3004: "ERROR_CODE_WRONG_NETWORK",
 		4002: "ERROR_CODE_TIMEOUT",
 		4290: "ERROR_CODE_RATE_LIMITED",
 		5000: "ERROR_CODE_INTERNAL",
@@ -128,6 +131,7 @@ var (
 		"ERROR_CODE_UNSUPPORTED_PROTOCOL_VERSION": 3001,
 		"ERROR_CODE_MALFORMED_MESSAGE":            3002,
 		"ERROR_CODE_UNSUPPORTED_QUERY":            3003,
+		"ERROR_CODE_WRONG_NETWORK":                3004,
 		"ERROR_CODE_TIMEOUT":                      4002,
 		"ERROR_CODE_RATE_LIMITED":                 4290,
 		"ERROR_CODE_INTERNAL":                     5000,
@@ -902,8 +906,11 @@ type QueryRequest struct {
 	Query   isQueryRequest_Query `protobuf_oneof:"query"`
 	Filters *QueryFilters        `protobuf:"bytes,6,opt,name=filters,proto3" json:"filters,omitempty"`
 	// 0 means the default page (100); at most 1000.
-	Limit         uint32 `protobuf:"varint,7,opt,name=limit,proto3" json:"limit,omitempty"`
-	Offset        uint32 `protobuf:"varint,8,opt,name=offset,proto3" json:"offset,omitempty"`
+	Limit  uint32 `protobuf:"varint,7,opt,name=limit,proto3" json:"limit,omitempty"`
+	Offset uint32 `protobuf:"varint,8,opt,name=offset,proto3" json:"offset,omitempty"`
+	// The network the client is on; a validator of another network answers
+	// ERROR_CODE_WRONG_NETWORK. Empty skips the check.
+	Network       string `protobuf:"bytes,9,opt,name=network,proto3" json:"network,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1007,6 +1014,13 @@ func (x *QueryRequest) GetOffset() uint32 {
 		return x.Offset
 	}
 	return 0
+}
+
+func (x *QueryRequest) GetNetwork() string {
+	if x != nil {
+		return x.Network
+	}
+	return ""
 }
 
 type isQueryRequest_Query interface {
@@ -1931,7 +1945,7 @@ const file_lloom_proto_rawDesc = "" +
 	"\aPricing\x121\n" +
 	"\x15input_token_price_wei\x18\x01 \x01(\tR\x12inputTokenPriceWei\x123\n" +
 	"\x16output_token_price_wei\x18\x02 \x01(\tR\x13outputTokenPriceWei\x12&\n" +
-	"\x0fminimum_fee_wei\x18\x03 \x01(\tR\rminimumFeeWei\"\x8c\x03\n" +
+	"\x0fminimum_fee_wei\x18\x03 \x01(\tR\rminimumFeeWei\"\xa6\x03\n" +
 	"\fQueryRequest\x12\x19\n" +
 	"\bquery_id\x18\x01 \x01(\x04R\aqueryId\x12<\n" +
 	"\vlist_models\x18\x02 \x01(\v2\x19.lloom.v1.ListModelsQueryH\x00R\n" +
@@ -1944,7 +1958,8 @@ const file_lloom_proto_rawDesc = "" +
 	"statistics\x120\n" +
 	"\afilters\x18\x06 \x01(\v2\x16.lloom.v1.QueryFiltersR\afilters\x12\x14\n" +
 	"\x05limit\x18\a \x01(\rR\x05limit\x12\x16\n" +
-	"\x06offset\x18\b \x01(\rR\x06offsetB\a\n" +
+	"\x06offset\x18\b \x01(\rR\x06offset\x12\x18\n" +
+	"\anetwork\x18\t \x01(\tR\anetworkB\a\n" +
 	"\x05query\"\x11\n" +
 	"\x0fListModelsQuery\"+\n" +
 	"\x0eFindModelQuery\x12\x19\n" +
@@ -2020,7 +2035,7 @@ const file_lloom_proto_rawDesc = "" +
 	"\x1dANNOUNCEMENT_KIND_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19ANNOUNCEMENT_KIND_INITIAL\x10\x01\x12\x1c\n" +
 	"\x18ANNOUNCEMENT_KIND_UPDATE\x10\x02\x12\x1d\n" +
-	"\x19ANNOUNCEMENT_KIND_REMOVAL\x10\x03*\xca\x03\n" +
+	"\x19ANNOUNCEMENT_KIND_REMOVAL\x10\x03*\xe9\x03\n" +
 	"\tErrorCode\x12\x1a\n" +
 	"\x16ERROR_CODE_UNSPECIFIED\x10\x00\x12!\n" +
 	"\x1cERROR_CODE_INVALID_SIGNATURE\x10\xe9\a\x12\x17\n" +
@@ -2032,7 +2047,8 @@ const file_lloom_proto_rawDesc = "" +
 	"\x1fERROR_CODE_MODEL_LIMIT_EXCEEDED\x10\xd5\x0f\x12,\n" +
 	"'ERROR_CODE_UNSUPPORTED_PROTOCOL_VERSION\x10\xb9\x17\x12!\n" +
 	"\x1cERROR_CODE_MALFORMED_MESSAGE\x10\xba\x17\x12!\n" +
-	"\x1cERROR_CODE_UNSUPPORTED_QUERY\x10\xbb\x17\x12\x17\n" +
+	"\x1cERROR_CODE_UNSUPPORTED_QUERY\x10\xbb\x17\x12\x1d\n" +
+	"\x18ERROR_CODE_WRONG_NETWORK\x10\xbc\x17\x12\x17\n" +
 	"\x12ERROR_CODE_TIMEOUT\x10\xa2\x1f\x12\x1c\n" +
 	"\x17ERROR_CODE_RATE_LIMITED\x10\xc2!\x12\x18\n" +
 	"\x13ERROR_CODE_INTERNAL\x10\x88'*\x89\x01\n" +
