@@ -2,6 +2,7 @@
 #
 #   make build      build ./lloom
 #   make test       every test, race detector on (what CI runs)
+#   make test-faults  process-level fault tests (SIGKILL, SIGSTOP, restarts)
 #   make bench      the benchmarks, with memory figures
 #   make generate   regenerate protocol/pb from protocol/lloom.proto
 #   make lint       gofmt and go vet
@@ -14,13 +15,16 @@ TEST_TIMEOUT  ?= 15m
 
 export LIBP2P_TCP_REUSEPORT = false
 
-.PHONY: build test test-short bench bench-smoke generate check-generate lint fmt clean
+.PHONY: build test test-faults test-short bench bench-smoke generate check-generate lint fmt clean
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o lloom ./cmd/lloom
 
 test:
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+test-faults:
+	$(GO) test -race -count=1 -tags faults -run Fault -timeout 15m -v ./test/e2e/ | grep -E '^(=== RUN|--- |\s+FIGURE|PASS|FAIL|ok)'
 
 test-short:
 	$(GO) test -short -count=1 ./...
