@@ -89,6 +89,8 @@ func (e *Executor) Run(ctx context.Context) error {
 	announced := map[peer.ID]bool{} // validators that have our current announcement
 	pending := e.cfg.AnnounceModels // an announcement is owed once a validator listens
 	waiting := false                // logged "waiting for a validator"
+	var waitingSince time.Time
+	hinted := false // logged why the connected validators do not count
 	hb := time.NewTimer(rand.N(e.cfg.HeartbeatInterval) + e.cfg.HeartbeatInterval/10)
 	defer hb.Stop()
 	tick := time.NewTicker(recheck)
@@ -124,11 +126,18 @@ func (e *Executor) Run(ctx context.Context) error {
 		if len(vals) == 0 {
 			if pending && !waiting {
 				log.Info().Msg("Waiting for a validator to join the topic before announcing")
-				waiting = true
+				waiting, waitingSince = true, time.Now()
+			}
+			if waiting && !hinted && time.Since(waitingSince) > offTopicHint {
+				if others := e.offTopicValidators(); len(others) > 0 {
+					log.Warn().Strs("validators", others).Str("topic", lp.Topic(e.cfg.Network)).
+						Msg("Connected to validators that are not on this network's topic: is --network the same on both sides, and does the validator subscribe to announcements?")
+					hinted = true
+				}
 			}
 			continue
 		}
-		waiting = false
+		waiting, hinted = false, false
 		if !pending && !fresh {
 			continue
 		}
@@ -143,6 +152,22 @@ func (e *Executor) Run(ctx context.Context) error {
 			announced[p] = true
 		}
 	}
+}
+
+// offTopicHint is how long the executor waits for a validator before it
+// says why the validators it is connected to do not count.
+const offTopicHint = 5 * time.Second
+
+// offTopicValidators are connected peers that answer queries (validators)
+// but have not joined our topic: another network, or not subscribed.
+func (e *Executor) offTopicValidators() []string {
+	var out []string
+	for _, p := range e.h.Network().Peers() {
+		if ok, _ := e.h.Peerstore().SupportsProtocols(p, lp.QueryProtocol); len(ok) > 0 {
+			out = append(out, p.String())
+		}
+	}
+	return out
 }
 
 // validators are the topic's peers that answer queries: lloom validators.
