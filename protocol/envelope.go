@@ -2,11 +2,16 @@ package protocol
 
 import (
 	"bytes"
+	"encoding/binary"
+	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
+	cryptopb "github.com/libp2p/go-libp2p/core/crypto/pb"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/record"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/lloom/lloom/protocol/pb"
@@ -81,6 +86,7 @@ type SignedAnnouncement struct {
 	Raw          []byte // the envelope bytes as received
 	Announcement *pb.Announcement
 	Signer       peer.ID // derived from the envelope's public key
+	signed       signed  // what Verify checks, kept from decoding
 }
 
 // SignedHeartbeat is a decoded heartbeat envelope.
@@ -88,6 +94,17 @@ type SignedHeartbeat struct {
 	Raw       []byte
 	Heartbeat *pb.Heartbeat
 	Signer    peer.ID
+	signed    signed
+}
+
+// signed is what an envelope's signature covers, as decoding found it, so
+// that verifying needs neither a second parse of the envelope nor a second
+// decoding of the payload (record.ConsumeTypedEnvelope does both).
+type signed struct {
+	key         crypto.PubKey
+	payloadType []byte
+	payload     []byte
+	signature   []byte
 }
 
 // DecodeAnnouncement parses an announcement envelope and checks everything
@@ -95,7 +112,7 @@ type SignedHeartbeat struct {
 // field limit. It is the cheap first half of OpenAnnouncement.
 func DecodeAnnouncement(raw []byte) (*SignedAnnouncement, error) {
 	a := &pb.Announcement{}
-	signer, err := decodeEnvelope(raw, AnnouncementPayloadType, a)
+	signer, sig, err := decodeEnvelope(raw, AnnouncementPayloadType, a)
 	if err != nil {
 		return nil, err
 	}
@@ -105,12 +122,15 @@ func DecodeAnnouncement(raw []byte) (*SignedAnnouncement, error) {
 	if err := CheckAnnouncement(a); err != nil {
 		return nil, err
 	}
-	return &SignedAnnouncement{Raw: raw, Announcement: a, Signer: signer}, nil
+	return &SignedAnnouncement{Raw: raw, Announcement: a, Signer: signer, signed: sig}, nil
 }
 
 // Verify checks the envelope's signature over the announcement domain.
 func (s *SignedAnnouncement) Verify() error {
-	return verify(s.Raw, &AnnouncementRecord{})
+	if s.signed.key == nil { // not made by DecodeAnnouncement
+		return verify(s.Raw, &AnnouncementRecord{})
+	}
+	return s.signed.verify(AnnouncementDomain)
 }
 
 // OpenAnnouncement decodes, checks and verifies an announcement envelope.
@@ -128,7 +148,7 @@ func OpenAnnouncement(raw []byte) (*SignedAnnouncement, error) {
 // DecodeHeartbeat is DecodeAnnouncement for heartbeats.
 func DecodeHeartbeat(raw []byte) (*SignedHeartbeat, error) {
 	h := &pb.Heartbeat{}
-	signer, err := decodeEnvelope(raw, HeartbeatPayloadType, h)
+	signer, sig, err := decodeEnvelope(raw, HeartbeatPayloadType, h)
 	if err != nil {
 		return nil, err
 	}
@@ -138,12 +158,15 @@ func DecodeHeartbeat(raw []byte) (*SignedHeartbeat, error) {
 	if err := CheckHeartbeat(h); err != nil {
 		return nil, err
 	}
-	return &SignedHeartbeat{Raw: raw, Heartbeat: h, Signer: signer}, nil
+	return &SignedHeartbeat{Raw: raw, Heartbeat: h, Signer: signer, signed: sig}, nil
 }
 
 // Verify checks the envelope's signature over the heartbeat domain.
 func (s *SignedHeartbeat) Verify() error {
-	return verify(s.Raw, &HeartbeatRecord{})
+	if s.signed.key == nil { // not made by DecodeHeartbeat
+		return verify(s.Raw, &HeartbeatRecord{})
+	}
+	return s.signed.verify(HeartbeatDomain)
 }
 
 // OpenHeartbeat decodes, checks and verifies a heartbeat envelope.
@@ -158,26 +181,159 @@ func OpenHeartbeat(raw []byte) (*SignedHeartbeat, error) {
 	return s, nil
 }
 
-func decodeEnvelope(raw []byte, payloadType []byte, m proto.Message) (peer.ID, error) {
+// decodeEnvelope parses an envelope as record.UnmarshalEnvelope does,
+// checks its payload type, decodes the payload into m and derives the
+// signer, keeping what the signature check needs.
+func decodeEnvelope(raw []byte, payloadType []byte, m proto.Message) (peer.ID, signed, error) {
 	if len(raw) > MaxGossipMessageSize {
-		return "", Errorf(ErrMalformed.Code, "envelope of %d bytes exceeds %d", len(raw), MaxGossipMessageSize)
+		return "", signed{}, Errorf(ErrMalformed.Code, "envelope of %d bytes exceeds %d", len(raw), MaxGossipMessageSize)
 	}
-	env, err := record.UnmarshalEnvelope(raw)
+	env, err := parseEnvelope(raw)
 	if err != nil {
-		return "", Errorf(ErrMalformed.Code, "bad envelope: %v", err)
+		return "", signed{}, Errorf(ErrMalformed.Code, "bad envelope: %v", err)
 	}
-	if !bytes.Equal(env.PayloadType, payloadType) {
-		return "", Errorf(ErrMalformed.Code, "envelope payload type %q, want %q", env.PayloadType, payloadType)
+	var pk cryptopb.PublicKey
+	if err := proto.Unmarshal(env.key, &pk); err != nil {
+		return "", signed{}, Errorf(ErrMalformed.Code, "bad envelope: %v", err)
 	}
-	if err := proto.Unmarshal(env.RawPayload, m); err != nil {
-		return "", Errorf(ErrMalformed.Code, "bad %s payload: %v", payloadType, err)
-	}
-	signer, err := peer.IDFromPublicKey(env.PublicKey)
+	key, err := crypto.PublicKeyFromProto(&pk)
 	if err != nil {
-		return "", Errorf(ErrInvalidSignature.Code, "envelope key: %v", err)
+		return "", signed{}, Errorf(ErrMalformed.Code, "bad envelope: %v", err)
 	}
-	return signer, nil
+	if !bytes.Equal(env.payloadType, payloadType) {
+		return "", signed{}, Errorf(ErrMalformed.Code, "envelope payload type %q, want %q", env.payloadType, payloadType)
+	}
+	if err := proto.Unmarshal(env.payload, m); err != nil {
+		return "", signed{}, Errorf(ErrMalformed.Code, "bad %s payload: %v", payloadType, err)
+	}
+	signer, err := signerID(&pk, key)
+	if err != nil {
+		return "", signed{}, Errorf(ErrInvalidSignature.Code, "envelope key: %v", err)
+	}
+	return signer, signed{key: key, payloadType: env.payloadType, payload: env.payload, signature: env.signature}, nil
 }
+
+// envelopeFields are the fields of a record.pb.Envelope, pointing into the
+// envelope's bytes; key is the public_key message's encoding.
+type envelopeFields struct {
+	key, payloadType, payload, signature []byte
+}
+
+// Field numbers of record.pb.Envelope.
+const (
+	envelopePublicKey   = 1
+	envelopePayloadType = 2
+	envelopePayload     = 3
+	envelopeSignature   = 5
+)
+
+// parseEnvelope reads an envelope without copying it, as proto.Unmarshal
+// would read it into a record.pb.Envelope: the last occurrence of a bytes
+// field wins; occurrences of public_key merge, which decoding their
+// concatenation does; unknown fields, and known ones of another wire type,
+// are skipped. Every byte a validator receives passes here, so it saves
+// the copies and the allocations of a generic decoding.
+func parseEnvelope(b []byte) (envelopeFields, error) {
+	var f envelopeFields
+	var keys [][]byte // only when public_key comes more than once
+	keyCount := 0
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return f, protowire.ParseError(n)
+		}
+		b = b[n:]
+		known := num == envelopePublicKey || num == envelopePayloadType || num == envelopePayload || num == envelopeSignature
+		if !known || typ != protowire.BytesType {
+			if n = protowire.ConsumeFieldValue(num, typ, b); n < 0 {
+				return f, protowire.ParseError(n)
+			}
+			b = b[n:]
+			continue
+		}
+		v, n := protowire.ConsumeBytes(b)
+		if n < 0 {
+			return f, protowire.ParseError(n)
+		}
+		b = b[n:]
+		switch num {
+		case envelopePublicKey:
+			if keyCount == 1 {
+				keys = append(keys, f.key)
+			}
+			if keyCount > 0 {
+				keys = append(keys, v)
+			}
+			f.key = v
+			keyCount++
+		case envelopePayloadType:
+			f.payloadType = v
+		case envelopePayload:
+			f.payload = v
+		case envelopeSignature:
+			f.signature = v
+		}
+	}
+	switch {
+	case keyCount == 0:
+		return f, errors.New("envelope has no public key")
+	case keyCount > 1:
+		f.key = bytes.Join(keys, nil)
+	}
+	return f, nil
+}
+
+// ed25519IDPrefix starts the peer id of every Ed25519 key: an identity
+// multihash (0x00, length 36) of the key's protobuf encoding (type 1, then
+// 32 bytes of data), which is what peer.IDFromPublicKey builds.
+const ed25519IDPrefix = "\x00\x24\x08\x01\x12\x20"
+
+// signerID is peer.IDFromPublicKey(key), without marshaling the key again
+// for the common Ed25519 case. It builds the id from the decoded key's 32
+// bytes, never from how the sender encoded them.
+func signerID(pk *cryptopb.PublicKey, key crypto.PubKey) (peer.ID, error) {
+	if pk.GetType() == cryptopb.KeyType_Ed25519 && peer.AdvancedEnableInlining {
+		if raw, err := key.Raw(); err == nil && len(raw) == 32 {
+			return peer.ID(ed25519IDPrefix + string(raw)), nil
+		}
+	}
+	return peer.IDFromPublicKey(key)
+}
+
+// verify checks the signature over the domain, as record.Envelope does:
+// the key signs uvarint-length-prefixed domain, payload type and payload.
+func (s *signed) verify(domain string) error {
+	n := 3*binary.MaxVarintLen64 + len(domain) + len(s.payloadType) + len(s.payload)
+	bp := unsignedPool.Get().(*[]byte)
+	b := (*bp)[:0]
+	if cap(b) < n {
+		b = make([]byte, 0, n)
+	}
+	b = binary.AppendUvarint(b, uint64(len(domain)))
+	b = append(b, domain...)
+	b = binary.AppendUvarint(b, uint64(len(s.payloadType)))
+	b = append(b, s.payloadType...)
+	b = binary.AppendUvarint(b, uint64(len(s.payload)))
+	b = append(b, s.payload...)
+	ok, err := s.key.Verify(b, s.signature)
+	if cap(b) <= maxPooledUnsigned {
+		*bp = b
+		unsignedPool.Put(bp)
+	}
+	switch {
+	case err != nil:
+		return Errorf(ErrInvalidSignature.Code, "envelope signature: %v", err)
+	case !ok:
+		return Errorf(ErrInvalidSignature.Code, "envelope signature: %v", record.ErrInvalidSignature)
+	}
+	return nil
+}
+
+// unsignedPool holds the buffers that the signed bytes are assembled in;
+// one the size of a largest envelope is kept at most.
+var unsignedPool = sync.Pool{New: func() any { return new([]byte) }}
+
+const maxPooledUnsigned = MaxGossipMessageSize + 256
 
 func checkSigner(signer peer.ID, executorID []byte) error {
 	if !bytes.Equal([]byte(signer), executorID) {

@@ -50,12 +50,14 @@ func (v *Validator) validate(_ context.Context, from peer.ID, p node.GossipPaylo
 	}
 	v.heartbeats.Add(1)
 	if res.Recovered {
-		v.log.Info().Str("executor", s.Signer.String()).Msg("Executor is healthy again")
+		v.log.Info().Stringer("executor", s.Signer).Msg("Executor is healthy again")
 	}
 	if res.NeedPull {
 		v.pulls.request(s.Signer, h.GetAnnouncementSeq(), from)
 	}
-	v.log.Debug().Str("executor", s.Signer.String()).Uint64("seq", h.GetSeq()).
+	// Stringer, not Str: the peer id's base58 text is only made when debug
+	// logging is on, not for every heartbeat.
+	v.log.Debug().Stringer("executor", s.Signer).Uint64("seq", h.GetSeq()).
 		Int("models", len(h.GetLoad().GetModels())).Bool("known", res.Known).Msg("Heartbeat accepted")
 	return nil
 }
@@ -66,8 +68,12 @@ func (v *Validator) applyAnnouncement(s *lp.SignedAnnouncement, now time.Time, v
 		return err
 	}
 	v.announcements.Add(1)
+	ev := v.log.Info()
+	if !ev.Enabled() {
+		return nil
+	}
 	a := s.Announcement
-	ev := v.log.Info().Str("executor", s.Signer.String()).Uint64("seq", a.GetSeq()).Str("via", via)
+	ev = ev.Stringer("executor", s.Signer).Uint64("seq", a.GetSeq()).Str("via", via)
 	if res.Removed {
 		ev.Msg("Executor withdrew its announcement (REMOVAL)")
 		return nil
@@ -86,17 +92,17 @@ func (v *Validator) applyAnnouncement(s *lp.SignedAnnouncement, now time.Time, v
 var rejectLogs = rate.NewLimiter(20, 40)
 
 func (v *Validator) onReject(from peer.ID, p node.GossipPayload, err error) {
-	executor := ""
+	var executor peer.ID
 	switch {
 	case p.Announcement != nil:
-		executor = p.Announcement.Signer.String()
+		executor = p.Announcement.Signer
 	case p.Heartbeat != nil:
-		executor = p.Heartbeat.Signer.String()
+		executor = p.Heartbeat.Signer
 	}
 	if errors.Is(err, lp.ErrReplay) {
 		// Duplicates and replays are routine on a gossip network.
 		v.ignored.Add(1)
-		v.log.Debug().Err(err).Str("from", from.String()).Str("executor", executor).Msg("Message ignored")
+		v.log.Debug().Err(err).Stringer("from", from).Stringer("executor", executor).Msg("Message ignored")
 		return
 	}
 	verdict := "reject"
@@ -110,6 +116,6 @@ func (v *Validator) onReject(from peer.ID, p node.GossipPayload, err error) {
 	if rejectLogs.Allow() {
 		lvl = v.log.Info()
 	}
-	lvl.Str("from", from.String()).Str("executor", executor).Int32("code", int32(lp.CodeOf(err))).
+	lvl.Stringer("from", from).Stringer("executor", executor).Int32("code", int32(lp.CodeOf(err))).
 		Str("verdict", verdict).Str("reason", err.Error()).Msg("Rejected message")
 }
