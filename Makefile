@@ -3,7 +3,8 @@
 #   make build      build ./lloom
 #   make test       every test, race detector on (what CI runs)
 #   make test-faults  process-level fault tests (SIGKILL, SIGSTOP, restarts)
-#   make bench      the benchmarks, with memory figures
+#   make bench      the benchmarks, with memory figures (CI sizes)
+#   make bench-full the documented figures of docs/PERFORMANCE.md (about an hour)
 #   make generate   regenerate protocol/pb from protocol/lloom.proto
 #   make lint       gofmt and go vet
 
@@ -15,7 +16,7 @@ TEST_TIMEOUT  ?= 15m
 
 export LIBP2P_TCP_REUSEPORT = false
 
-.PHONY: build test test-faults test-short bench bench-smoke generate check-generate lint fmt clean
+.PHONY: build test test-faults test-short bench bench-full bench-smoke generate check-generate lint fmt clean
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o lloom ./cmd/lloom
@@ -31,6 +32,21 @@ test-short:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./...
+
+# The sizes docs/PERFORMANCE.md reports, one figure group at a time.
+BENCH_FULL = $(GO) test -run '^$$' -timeout 60m ./bench/
+bench-full:
+	$(BENCH_FULL) -bench 'Ingest$$' -benchtime 1x -count 3 -args -full
+	$(BENCH_FULL) -bench 'IngestPaced' -benchtime 1x -count 2 -args -full
+	$(BENCH_FULL) -bench 'VerifyEd25519|Open|Decode' -benchmem -benchtime 3000x -count 6
+	$(BENCH_FULL) -bench 'AnnounceWarm' -benchtime 200x
+	$(BENCH_FULL) -bench 'AnnounceColdAndRemoval' -benchtime 100x
+	$(BENCH_FULL) -bench 'CrashStale' -benchtime 1x -args -full
+	$(BENCH_FULL) -bench 'QueryServer' -benchtime 2000x -args -full
+	$(BENCH_FULL) -bench 'QueryEndToEnd' -benchtime 1x -args -full
+	$(BENCH_FULL) -bench 'RegistryMemory' -benchtime 1x -args -full
+	$(BENCH_FULL) -bench 'Scale' -benchtime 4x -args -full
+	$(GO) test -run '^$$' -bench QueryUnderFlood -benchtime 1000x ./node/nodetest/
 
 # CI only checks that the benchmarks build and run.
 bench-smoke:

@@ -64,7 +64,7 @@ func RunGenerator(stdin io.Reader, stdout io.Writer) error {
 		rep := gen.handle(r)
 		rep.Op, rep.Took, rep.CPU = r.Op, time.Since(start), CPUTime()-cpu
 		if gen.g != nil {
-			rep.DroppedRPCs, _, _ = gen.g.Tracer.Dropped()
+			rep.DroppedRPCs = gen.g.Tracer.Dropped().RPCs
 		}
 		if err := enc.Encode(rep); err != nil {
 			return err

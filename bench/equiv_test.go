@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -21,8 +22,12 @@ import (
 	"github.com/lloom/lloom/protocol/pb"
 )
 
+// contractModelID is the contract's rule for model ids, as a regular
+// expression: the reference the fast check is held to.
+var contractModelID = regexp.MustCompile(`^[A-Za-z0-9._:/@-]{1,128}$`)
+
 // The checks' fast model id test must agree with the contract's regular
-// expression (protocol.ValidModelID) on every input.
+// expression on every input.
 func TestModelIDCheckAgreesWithRegexp(t *testing.T) {
 	id := []byte(peer.ID("\x00\x24\x08\x01\x12\x20" + strings.Repeat("k", 32)))
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -37,8 +42,12 @@ func TestModelIDCheckAgreesWithRegexp(t *testing.T) {
 	}
 	for _, c := range cases {
 		h := &pb.Heartbeat{ExecutorId: id, Seq: 1, IssuedAtMs: 1, Load: &pb.Load{Models: []*pb.ModelLoad{{ModelId: c}}}}
-		if got, want := lp.CheckHeartbeat(h) == nil, lp.ValidModelID(c); got != want {
-			t.Fatalf("model id %q: CheckHeartbeat accepts it: %v; ValidModelID: %v", c, got, want)
+		want := contractModelID.MatchString(c)
+		if got := lp.CheckHeartbeat(h) == nil; got != want {
+			t.Fatalf("model id %q: CheckHeartbeat accepts it: %v; the contract: %v", c, got, want)
+		}
+		if got := lp.ValidModelID(c); got != want {
+			t.Fatalf("model id %q: ValidModelID %v; the contract: %v", c, got, want)
 		}
 	}
 }

@@ -175,7 +175,9 @@ func NewGossip(h host.Host, cfg GossipConfig, log zerolog.Logger) (*Gossip, erro
 		return nil, fmt.Errorf("node: join %s: %w", name, err)
 	}
 	if cfg.Subscribe {
-		if g.Sub, err = g.Topic.Subscribe(); err != nil {
+		// Messages are applied in the validator; a small buffer would
+		// only count deliveries of applied messages as drops.
+		if g.Sub, err = g.Topic.Subscribe(pubsub.WithBufferSize(4096)); err != nil {
 			g.Close()
 			return nil, fmt.Errorf("node: subscribe %s: %w", name, err)
 		}

@@ -16,9 +16,11 @@ import (
 // tells when a published message has been written to a peer, so that an
 // executor can wait for its REMOVAL to leave before it exits.
 type Tracer struct {
-	droppedRPCs   atomic.Uint64
-	undeliverable atomic.Uint64
-	throttled     atomic.Uint64
+	droppedRPCs         atomic.Uint64
+	undeliverable       atomic.Uint64
+	throttled           atomic.Uint64
+	queueFull           atomic.Uint64
+	validationThrottled atomic.Uint64
 
 	mu      sync.Mutex
 	waiters map[string]chan struct{} // guarded by mu: message id -> closed when sent
@@ -32,11 +34,28 @@ func NewTracer() *Tracer { return &Tracer{waiters: map[string]chan struct{}{}} }
 // Option installs the tracer.
 func (t *Tracer) Option() pubsub.Option { return pubsub.WithRawTracer(t) }
 
-// Dropped returns RPCs dropped by full peer queues, messages that could not
-// be delivered to a full subscription or validation queue, and throttled
-// validations.
-func (t *Tracer) Dropped() (rpcs, undeliverable, throttled uint64) {
-	return t.droppedRPCs.Load(), t.undeliverable.Load(), t.throttled.Load()
+// Drops counts what the router dropped.
+type Drops struct {
+	// RPCs not sent because a peer's outbound queue was full.
+	RPCs uint64
+	// Messages validated but not delivered to a full subscription.
+	Undeliverable uint64
+	// Messages never validated: the validation queue was full, or the
+	// validation was throttled. These are lost before the registry.
+	ValidationQueueFull, ValidationThrottled uint64
+	// Peers throttled by the peer gater.
+	PeersThrottled uint64
+}
+
+// Dropped returns the drops so far.
+func (t *Tracer) Dropped() Drops {
+	return Drops{
+		RPCs:                t.droppedRPCs.Load(),
+		Undeliverable:       t.undeliverable.Load(),
+		ValidationQueueFull: t.queueFull.Load(),
+		ValidationThrottled: t.validationThrottled.Load(),
+		PeersThrottled:      t.throttled.Load(),
+	}
 }
 
 // WaitSent blocks until a message with this data has been written to at

@@ -63,7 +63,6 @@ const (
 )
 
 var (
-	modelIDRe = regexp.MustCompile(`^[A-Za-z0-9._:/@-]{1,128}$`)
 	networkRe = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 )
 
@@ -81,7 +80,7 @@ func CheckNetworkName(name string) error {
 }
 
 // ValidModelID reports whether id is a well-formed model id.
-func ValidModelID(id string) bool { return modelIDRe.MatchString(id) }
+func ValidModelID(id string) bool { return validModelID(id) }
 
 // KindName is the lowercase word for an announcement kind, as logs and the
 // CLI print it.
