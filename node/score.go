@@ -70,6 +70,10 @@ func PeerScoreOption(network string) pubsub.Option {
 		DecayInterval:               time.Second,
 		DecayToZero:                 0.01,
 		RetainScore:                 10 * time.Minute,
+		// Delivery records only earn first-delivery credit, settled within
+		// the mesh's propagation time; the default two minutes cost about
+		// a hundred bytes per message on a busy validator.
+		SeenMsgTTL: 30 * time.Second,
 	}
 	th := scoreThresholds
 	return pubsub.WithPeerScore(params, &th)
