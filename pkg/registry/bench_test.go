@@ -243,16 +243,3 @@ func BenchmarkBytesPerExecutor(b *testing.B) {
 	}
 	b.ReportMetric(per, "B/executor")
 }
-
-// The target is 2 KiB per executor with 5 models; the test fails at twice
-// that, to catch a regression without depending on allocator details.
-func TestBytesPerExecutor(t *testing.T) {
-	if testing.Short() || raceEnabled {
-		t.Skip("generates 10,000 signed fixtures; slow under -race or -short")
-	}
-	per := bytesPerExecutor(t)
-	t.Logf("%.0f bytes per executor with %d models, envelopes included", per, modelsPerExec)
-	if per > 4096 {
-		t.Fatalf("%.0f bytes per executor, want at most 4096", per)
-	}
-}
