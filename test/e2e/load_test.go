@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"strings"
 	"testing"
 )
 
@@ -12,9 +11,6 @@ import (
 func TestLeastLoadedFirst(t *testing.T) {
 	t.Parallel()
 	h := NewHarness(t)
-	if help := h.Run(nil, "executor", "--help"); !strings.Contains(help.Stdout, "--debug-load") {
-		t.Skip("lloom executor has no --debug-load")
-	}
 	v := h.StartValidator("validator")
 	// Every --model has capacity 4.
 	full := h.StartExecutor("executor-full", "--validator", v.Addr, "--model", "gpt-4", "--debug-load", "gpt-4=3/1")
