@@ -10,9 +10,11 @@ import (
 	lp "github.com/lloom/lloom/protocol"
 )
 
-// Score thresholds. An invalid message costs 100 squared by count: three
-// stop gossip with the sender, four stop its publishes reaching us, five
-// graylist it. The penalty decays over about an hour.
+// Score thresholds. Invalid messages cost 100 times their count squared:
+// three (-900) stop gossip with the sender, four (-1600) stop its
+// publishes reaching us, six (-3600; five make exactly -2500, and only a
+// score below the threshold counts) graylist it. The penalty decays over
+// about an hour.
 var scoreThresholds = pubsub.PeerScoreThresholds{
 	GossipThreshold:             -500,
 	PublishThreshold:            -1000,

@@ -114,7 +114,7 @@ func withClient(a *app, cf *clientFlags, f func(ctx context.Context, c *client.C
 
 func warnFailures(a *app, failures []client.ValidatorError, rejected []string) {
 	for _, f := range failures {
-		fmt.Fprintf(a.stderr, "warning: %v\n", f)
+		fmt.Fprintf(a.stderr, "warning: %s\n", oneLine(f))
 	}
 	for _, r := range rejected {
 		fmt.Fprintf(a.stderr, "warning: %s\n", r)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 )
 
 // version is set at build time: -ldflags "-X main.version=…".
@@ -22,7 +23,7 @@ func exitCode(err error) int {
 	if err == nil {
 		return 0
 	}
-	fmt.Fprintln(os.Stderr, "lloom: "+err.Error())
+	fmt.Fprintln(os.Stderr, "lloom: "+oneLine(err))
 	var u usageError
 	if errors.As(err, &u) {
 		return 2
@@ -39,4 +40,14 @@ func (u usageError) Unwrap() error { return u.err }
 
 func usagef(format string, args ...any) error {
 	return usageError{fmt.Errorf(format, args...)}
+}
+
+// oneLine folds a multi-line error (go-libp2p's dial errors list every
+// address tried, one per line) into one line.
+func oneLine(err error) string {
+	lines := strings.Split(strings.TrimSpace(err.Error()), "\n")
+	for i, l := range lines {
+		lines[i] = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(l), "*"))
+	}
+	return strings.Join(lines, "; ")
 }

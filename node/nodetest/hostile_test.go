@@ -123,12 +123,21 @@ func TestHostileMessagesChangeNothing(t *testing.T) {
 		t.Fatalf("registry holds %d executors, want 1", n)
 	}
 
-	// A message over the 64 KiB limit is dropped by GossipSub itself (it
-	// resets the sender's stream); the validator goes on serving others.
-	attacker.Publish(t, wrap(t, bytes.Repeat([]byte{7}, lp.MaxGossipMessageSize+1024)))
+	// A message over the 64 KiB limit fits in an RPC (68 KiB) and reaches
+	// the topic validator, which rejects it (3002); the validator goes on
+	// serving others. (From a fresh peer: the attacker is graylisted by
+	// now, and its messages are dropped before validation.)
+	rejectedBefore, _ := counts(v)
+	NewPeer(t, v).Publish(t, wrap(t, bytes.Repeat([]byte{7}, lp.MaxGossipMessageSize+1024)))
 	honest := NewPeer(t, v)
 	honest.Publish(t, mustSeal(t, honest, honest.Announcement(1, time.Now(), Model("after-oversized", 1))))
 	Eventually(t, "honest announcement after the oversized message", Registered(v, honest.ID(), "after-oversized"))
+	Eventually(t, "the oversized message rejected", func() error {
+		if r, _ := counts(v); r != rejectedBefore+1 {
+			return fmt.Errorf("%d rejected, want %d", r, rejectedBefore+1)
+		}
+		return nil
+	})
 	if err := Registered(v, attacker.ID(), "good")(); err != nil {
 		t.Fatalf("registry changed by the oversized message: %v", err)
 	}
