@@ -40,9 +40,6 @@ and the current models stay.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var err error
-			if cfg.Listen, err = nf.listenAddrs(); err != nil {
-				return err
-			}
 			if cfg.Validators, err = nf.bootstrap(); err != nil {
 				return err
 			}
@@ -52,13 +49,10 @@ and the current models stay.`,
 			if cfg.Models, err = executorModels(a.file, models); err != nil {
 				return usageError{err}
 			}
-			var keyPath string
-			if cfg.Key, keyPath, err = nf.key("executor"); err != nil {
+			keyPath, err := a.fillNode(&nf, "executor", &cfg.Config)
+			if err != nil {
 				return err
 			}
-			cfg.Network = a.network
-			cfg.Logger = a.log
-			cfg.AgentVersion = "lloom/" + version
 			if err := cfg.Validate(); err != nil {
 				return usageError{err}
 			}

@@ -93,3 +93,17 @@ func positive(name string, d time.Duration) error {
 	}
 	return nil
 }
+
+// fillNode sets what every listening role shares, from the flags and the
+// global options, and returns the identity file used. It loads (or
+// creates) the key, so it runs after the role's own flags are checked.
+func (a *app) fillNode(nf *netFlags, role string, c *node.Config) (keyPath string, err error) {
+	if c.Listen, err = nf.listenAddrs(); err != nil {
+		return "", err
+	}
+	if c.Key, keyPath, err = nf.key(role); err != nil {
+		return "", err
+	}
+	c.Network, c.Logger, c.AgentVersion = a.network, a.log, "lloom/"+version
+	return keyPath, nil
+}

@@ -30,9 +30,6 @@ from one of them (or from host:port).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var err error
-			if cfg.Listen, err = nf.listenAddrs(); err != nil {
-				return err
-			}
 			if cfg.Peers, err = nf.bootstrap(); err != nil {
 				return err
 			}
@@ -51,13 +48,10 @@ from one of them (or from host:port).`,
 			if cfg.QueryRate < 0 {
 				return usagef("--query-rate %d must be 0 (off) or positive", cfg.QueryRate)
 			}
-			var keyPath string
-			if cfg.Key, keyPath, err = nf.key("validator"); err != nil {
+			keyPath, err := a.fillNode(&nf, "validator", &cfg.Config)
+			if err != nil {
 				return err
 			}
-			cfg.Network = a.network
-			cfg.Logger = a.log
-			cfg.AgentVersion = "lloom/" + version
 			if err := cfg.Validate(); err != nil {
 				return usageError{err}
 			}
