@@ -98,3 +98,45 @@ func TestHeartbeatFromUnknownExecutorPulls(t *testing.T) {
 		t.Fatalf("pulls: first %d, second %d; want both > 0", v1.Stats().GetAnnouncementsPulled(), v2.Stats().GetAnnouncementsPulled())
 	}
 }
+
+// A validator that learns of many executors only through another validator
+// pulls their announcements from it in batches, not one query each (the
+// relay's per-peer query rate limit would make that take minutes).
+func TestRelayPullsAreBatched(t *testing.T) {
+	const n = 20
+	v1, _ := StartValidator(t, nil)
+	v2, _ := StartValidator(t, func(c *validator.Config) { c.Peers = Bootstraps(t, v1) })
+	var execs []*Peer
+	for range n {
+		ex := NewPeer(t, v1)
+		env, _ := ex.SealAnnouncement(t, ex.Announcement(1, time.Now(), Model("batched", 1)))
+		ex.ServePull(env)
+		execs = append(execs, ex)
+	}
+	Eventually(t, "validators meshed", func() error {
+		if len(v2.Host().Network().Peers()) == 0 {
+			return fmt.Errorf("second validator has no peers")
+		}
+		return nil
+	})
+	hbSeq := uint64(0)
+	last := time.Time{}
+	Eventually(t, "every executor known to the second validator", func() error {
+		if time.Since(last) > 1500*time.Millisecond { // a heartbeat round
+			hbSeq++
+			for _, ex := range execs {
+				ex.Publish(t, ex.SealHeartbeat(t, ex.Heartbeat(hbSeq, 1, time.Now())))
+			}
+			last = time.Now()
+		}
+		if got := v2.Registry().Len(); got != n {
+			return fmt.Errorf("%d of %d registered", got, n)
+		}
+		return nil
+	})
+	q := v1.Stats().GetQueriesServed()
+	t.Logf("%d executors learned through the relay in %d queries", n, q)
+	if q > n/2 {
+		t.Fatalf("the relay answered %d queries for %d executors; want batches (at most %d)", q, n, n/2)
+	}
+}

@@ -1,8 +1,8 @@
 package validator
 
 import (
-	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -39,10 +39,14 @@ type puller struct {
 	mu   sync.Mutex
 	last map[peer.ID]time.Time // guarded by mu: start of the last pull
 	busy map[peer.ID]bool      // guarded by mu
+
+	relays *relayBatcher
 }
 
 func newPuller(v *Validator) *puller {
-	return &puller{v: v, jobs: make(chan pullJob, pullQueue), last: map[peer.ID]time.Time{}, busy: map[peer.ID]bool{}}
+	p := &puller{v: v, jobs: make(chan pullJob, pullQueue), last: map[peer.ID]time.Time{}, busy: map[peer.ID]bool{}}
+	p.relays = newRelayBatcher(p)
+	return p
 }
 
 func (p *puller) request(executor peer.ID, vouched uint64, via peer.ID) {
@@ -82,34 +86,40 @@ func (p *puller) run(ctx context.Context) {
 				case <-ctx.Done():
 					return
 				case j := <-p.jobs:
-					p.pull(ctx, j)
-					p.finish(j.executor)
+					if p.pull(ctx, j) {
+						p.finish(j.executor)
+					}
 				}
 			}
 		})
 	}
+	wg.Go(func() { p.relays.run(ctx) })
 	wg.Wait()
 }
 
-func (p *puller) pull(ctx context.Context, j pullJob) {
+// pull asks the executor itself for its announcement. When it cannot be
+// reached (its heartbeat came through another validator), the job goes to
+// the relay batcher, which asks the relaying peer for many executors at
+// once and finishes the job itself; pull then reports false.
+func (p *puller) pull(ctx context.Context, j pullJob) (done bool) {
 	v := p.v
-	log := v.log.With().Str("executor", j.executor.String()).Logger()
 	env, err := node.Call(ctx, v.h, j.executor, lp.AnnouncementProtocol, nil, lp.MaxGossipMessageSize, v.cfg.PullTimeout)
-	if err != nil || len(env) == 0 {
-		// The executor may not be reachable from here (its heartbeat came
-		// through another validator): ask the relaying peer, and check the
-		// envelope ourselves.
-		if j.via != j.executor && j.via != "" {
-			env2, err2 := p.askRelay(ctx, j)
-			if err2 == nil {
-				env, err = env2, nil
-			} else if err == nil {
-				err = err2
-			}
-		}
+	if (err != nil || len(env) == 0) && j.via != j.executor && j.via != "" && ctx.Err() == nil {
+		p.relays.add(j)
+		return false
 	}
-	if err != nil || len(env) == 0 {
-		log.Debug().Err(err).Msg("Announcement pull failed; the next heartbeat retries")
+	p.apply(j, env, err)
+	return true
+}
+
+// apply checks a pulled envelope and hands it to the registry.
+func (p *puller) apply(j pullJob, env []byte, err error) {
+	v := p.v
+	if err == nil && len(env) == 0 {
+		err = errors.New("the executor announces nothing")
+	}
+	if err != nil {
+		v.log.Debug().Err(err).Stringer("executor", j.executor).Msg("Announcement pull failed; the next heartbeat retries")
 		return
 	}
 	s, err := lp.OpenAnnouncement(env)
@@ -123,7 +133,7 @@ func (p *puller) pull(ctx context.Context, j pullJob) {
 		err = v.applyAnnouncement(s, v.cfg.Now(), "pull")
 	}
 	if err != nil {
-		log.Debug().Err(err).Msg("Pulled announcement not applied")
+		v.log.Debug().Err(err).Stringer("executor", j.executor).Msg("Pulled announcement not applied")
 		return
 	}
 	v.pulled.Add(1)
@@ -142,15 +152,100 @@ func (p *puller) fresh(s *lp.SignedAnnouncement, vouched uint64) error {
 	return lp.CheckFreshness(s.Announcement.GetIssuedAtMs(), p.v.cfg.Now().UnixMilli(), maxAge)
 }
 
-func (p *puller) askRelay(ctx context.Context, j pullJob) ([]byte, error) {
+// relayBatcher collects pulls that must go through a relaying peer and
+// sends them as executor-info queries of up to MaxQueryPeerIDs ids, so that
+// a validator which learns of thousands of executors through another
+// validator does not spend one rate-limited query on each.
+type relayBatcher struct {
+	p    *puller
+	kick chan struct{}
+
+	mu      sync.Mutex
+	pending map[peer.ID][]pullJob // guarded by mu: by relay
+}
+
+// relayWindow is how long the batcher waits for more jobs to gather.
+const relayWindow = 50 * time.Millisecond
+
+func newRelayBatcher(p *puller) *relayBatcher {
+	return &relayBatcher{p: p, kick: make(chan struct{}, 1), pending: map[peer.ID][]pullJob{}}
+}
+
+func (r *relayBatcher) add(j pullJob) {
+	r.mu.Lock()
+	r.pending[j.via] = append(r.pending[j.via], j)
+	r.mu.Unlock()
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (r *relayBatcher) run(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.kick:
+		}
+		select { // gather what arrives meanwhile
+		case <-ctx.Done():
+			return
+		case <-time.After(relayWindow):
+		}
+		r.mu.Lock()
+		batches := r.pending
+		r.pending = map[peer.ID][]pullJob{}
+		r.mu.Unlock()
+		for via, jobs := range batches {
+			for len(jobs) > 0 {
+				n := min(len(jobs), lp.MaxQueryPeerIDs)
+				r.ask(ctx, via, jobs[:n])
+				jobs = jobs[n:]
+			}
+		}
+	}
+}
+
+// ask queries one relay for a batch of executors and applies each
+// envelope it returns, after checking it as if pulled from the executor.
+func (r *relayBatcher) ask(ctx context.Context, via peer.ID, jobs []pullJob) {
+	p := r.p
+	defer func() {
+		for _, j := range jobs {
+			p.finish(j.executor)
+		}
+	}()
+	ids := make([][]byte, len(jobs))
+	for i, j := range jobs {
+		ids[i] = []byte(j.executor)
+	}
+	envs, err := r.query(ctx, via, ids)
+	for _, j := range jobs {
+		env, ok := envs[j.executor]
+		switch {
+		case err != nil:
+			p.apply(j, nil, fmt.Errorf("relay %s: %w", via, err))
+		case !ok:
+			p.apply(j, nil, fmt.Errorf("relay %s does not know the executor", via))
+		default:
+			p.apply(j, env, nil)
+		}
+	}
+}
+
+func (r *relayBatcher) query(ctx context.Context, via peer.ID, ids [][]byte) (map[peer.ID][]byte, error) {
+	p := r.p
 	req, err := proto.Marshal(&pb.QueryRequest{
-		Query:   &pb.QueryRequest_ExecutorInfo{ExecutorInfo: &pb.ExecutorInfoQuery{PeerIds: [][]byte{[]byte(j.executor)}}},
+		QueryId: 1,
+		Network: p.v.cfg.Network,
+		Query:   &pb.QueryRequest_ExecutorInfo{ExecutorInfo: &pb.ExecutorInfoQuery{PeerIds: ids}},
 		Filters: &pb.QueryFilters{IncludeStale: true, IncludeUnavailable: true},
 	})
 	if err != nil {
 		return nil, err
 	}
-	b, err := node.Call(ctx, p.v.h, j.via, lp.QueryProtocol, req, lp.MaxResponseSize, p.v.cfg.PullTimeout)
+	b, err := node.Call(ctx, p.v.h, via, lp.QueryProtocol, req, lp.MaxResponseSize, p.v.cfg.PullTimeout)
 	if err != nil {
 		return nil, err
 	}
@@ -161,10 +256,9 @@ func (p *puller) askRelay(ctx context.Context, j pullJob) ([]byte, error) {
 	if err := lp.ErrorFromResponse(resp.GetErrorCode(), resp.GetErrorMessage()); err != nil {
 		return nil, err
 	}
+	out := make(map[peer.ID][]byte, len(resp.GetExecutors().GetExecutors()))
 	for _, e := range resp.GetExecutors().GetExecutors() {
-		if bytes.Equal(e.GetPeerId(), []byte(j.executor)) {
-			return e.GetAnnouncementEnvelope(), nil
-		}
+		out[peer.ID(e.GetPeerId())] = e.GetAnnouncementEnvelope()
 	}
-	return nil, fmt.Errorf("relay %s does not know executor %s", j.via, j.executor)
+	return out, nil
 }
