@@ -65,19 +65,6 @@ func (c *Connector) Run(ctx context.Context) {
 	wg.Wait()
 }
 
-// Connected reports how many bootstrap peers are connected now.
-func (c *Connector) Connected() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n := 0
-	for _, id := range c.ids {
-		if c.h.Network().Connectedness(id) == network.Connected {
-			n++
-		}
-	}
-	return n
-}
-
 func (c *Connector) keep(ctx context.Context, i int) {
 	bp := c.peers[i]
 	delay := minRedial

@@ -186,7 +186,7 @@ func NewGossip(h host.Host, cfg GossipConfig, log zerolog.Logger) (*Gossip, erro
 	return g, nil
 }
 
-// Publish publishes data on the topic and waits until it has been written
+// PublishAndWait publishes data on the topic and waits until it has been written
 // to at least one peer, or ctx ends; it reports whether it was sent.
 func (g *Gossip) PublishAndWait(ctx context.Context, data []byte) (bool, error) {
 	ch, done := g.Tracer.Expect(data)
@@ -194,7 +194,12 @@ func (g *Gossip) PublishAndWait(ctx context.Context, data []byte) (bool, error) 
 	if err := g.Topic.Publish(ctx, data); err != nil {
 		return false, err
 	}
-	return g.Tracer.WaitSent(ctx, ch), nil
+	select {
+	case <-ch:
+		return true, nil
+	case <-ctx.Done():
+		return false, nil
+	}
 }
 
 // Close leaves the topic and stops the router.

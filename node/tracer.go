@@ -1,7 +1,6 @@
 package node
 
 import (
-	"context"
 	"crypto/sha256"
 	"sync"
 	"sync/atomic"
@@ -55,17 +54,6 @@ func (t *Tracer) Dropped() Drops {
 		ValidationQueueFull: t.queueFull.Load(),
 		ValidationThrottled: t.validationThrottled.Load(),
 		PeersThrottled:      t.throttled.Load(),
-	}
-}
-
-// WaitSent blocks until a message with this data has been written to at
-// least one peer, or ctx ends. Call Expect before publishing.
-func (t *Tracer) WaitSent(ctx context.Context, ch <-chan struct{}) bool {
-	select {
-	case <-ch:
-		return true
-	case <-ctx.Done():
-		return false
 	}
 }
 

@@ -191,6 +191,7 @@ func (v *Validator) sweep() {
 		}
 	}
 	v.limits.forgetIdle(now)
+	v.pulls.forget(time.Now()) // pull times are wall-clock, like the rate limit of pulls
 }
 
 func writeAddrFile(path string, addrs []string) error {

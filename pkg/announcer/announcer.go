@@ -29,7 +29,6 @@ type State struct {
 	mu      sync.Mutex
 	models  map[string]*pb.ModelDescriptor // guarded by mu
 	load    map[string]*pb.ModelLoad       // guarded by mu
-	version uint64                         // guarded by mu: bumped on every model change
 	annSeq  uint64                         // guarded by mu
 	hbSeq   uint64                         // guarded by mu
 	changed chan struct{}
@@ -152,21 +151,6 @@ func (s *State) SetLoad(model string, active, queued, capacity uint32) error {
 	return nil
 }
 
-// Load returns a model's current load (zero if never set).
-func (s *State) Load(model string) (active, queued uint32) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	l := s.load[model]
-	return l.GetActive(), l.GetQueued()
-}
-
-// Version increases with every change of the model set.
-func (s *State) Version() uint64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.version
-}
-
 // NextAnnouncement builds an announcement of the current set with a new
 // seq: unix nanoseconds at creation, or one more than the last, whichever is
 // larger, so that seqs increase across restarts and within one nanosecond.
@@ -219,7 +203,6 @@ func (s *State) modelsLocked() []*pb.ModelDescriptor {
 }
 
 func (s *State) bumpLocked() {
-	s.version++
 	select {
 	case s.changed <- struct{}{}:
 	default:

@@ -191,24 +191,30 @@ func (h *Harness) Serving(validators string, want map[string][]string) func() er
 		if err != nil {
 			return err
 		}
-		for model, peers := range want {
-			m := got.Model(model)
-			if m == nil {
-				return fmt.Errorf("client list shows no %q; it shows %v", model, got.IDs())
-			}
-			var have []string
-			for _, x := range m.Executors {
-				if x.Status != "healthy" {
-					return fmt.Errorf("model %q: executor %s is %s, want healthy", model, x.PeerID, x.Status)
-				}
-				have = append(have, x.PeerID)
-			}
-			if !sameSet(have, peers) {
-				return fmt.Errorf("model %q is served by %v, want %v", model, have, peers)
-			}
-		}
-		return nil
+		return serves(got, want)
 	}
+}
+
+// serves reports how got differs from want for want's models: each served
+// by exactly those peers, all healthy. Other models are not looked at.
+func serves(got ModelsOut, want map[string][]string) error {
+	for model, peers := range want {
+		m := got.Model(model)
+		if m == nil {
+			return fmt.Errorf("client list shows no %q; it shows %v", model, got.IDs())
+		}
+		var have []string
+		for _, x := range m.Executors {
+			if x.Status != "healthy" {
+				return fmt.Errorf("model %q: executor %s is %s, want healthy", model, x.PeerID, x.Status)
+			}
+			have = append(have, x.PeerID)
+		}
+		if !sameSet(have, peers) {
+			return fmt.Errorf("model %q is served by %v, want %v", model, have, peers)
+		}
+	}
+	return nil
 }
 
 func sameSet(a, b []string) bool {

@@ -443,27 +443,10 @@ func checkDeadValidatorWarning(t *testing.T, r Result, addr string) {
 	}
 }
 
-// servesExactly reports how got differs from want (model → peer ids, all
-// healthy).
+// servesExactly is serves, with no model beyond want's.
 func servesExactly(got ModelsOut, want map[string][]string) error {
 	if len(got.Models) != len(want) {
 		return fmt.Errorf("models %v, want %d", got.IDs(), len(want))
 	}
-	for model, peers := range want {
-		m := got.Model(model)
-		if m == nil {
-			return fmt.Errorf("no %q in %v", model, got.IDs())
-		}
-		var have []string
-		for _, x := range m.Executors {
-			if x.Status != "healthy" {
-				return fmt.Errorf("%q: executor %s is %s", model, x.PeerID, x.Status)
-			}
-			have = append(have, x.PeerID)
-		}
-		if !sameSet(have, peers) {
-			return fmt.Errorf("%q served by %v, want %v", model, have, peers)
-		}
-	}
-	return nil
+	return serves(got, want)
 }
