@@ -29,6 +29,9 @@ type Config struct {
 	Gater connmgr.ConnectionGater
 	// GossipOptions are extra GossipSub options (tests, inspection).
 	GossipOptions []pubsub.Option
+	// InferenceStreams is how many inference streams one peer may hold
+	// open at once (executors: at least their capacity plus queue).
+	InferenceStreams int
 }
 
 // DefaultConfig returns the shared defaults; Key must still be set.
@@ -49,5 +52,5 @@ func (c Config) Validate() error {
 
 // NewHost builds the host these settings describe.
 func (c Config) NewHost() (host.Host, error) {
-	return NewHost(HostConfig{Key: c.Key, Listen: c.Listen, UserAgent: c.AgentVersion, Gater: c.Gater})
+	return NewHost(HostConfig{Key: c.Key, Listen: c.Listen, UserAgent: c.AgentVersion, Gater: c.Gater, InferenceStreams: c.InferenceStreams})
 }

@@ -26,6 +26,9 @@ type HostConfig struct {
 	// Gater, if set, decides which connections are allowed (tests use it
 	// to cut a link; operators could use it for allow or deny lists).
 	Gater connmgr.ConnectionGater
+	// InferenceStreams is how many inference streams one peer may hold
+	// open to or from this host at once; 0 keeps go-libp2p's default.
+	InferenceStreams int
 }
 
 // NewHost builds a libp2p host with TCP and QUIC, Noise and Yamux, and
@@ -36,7 +39,7 @@ func NewHost(cfg HostConfig) (host.Host, error) {
 	if cfg.Key == nil {
 		return nil, fmt.Errorf("node: host needs a key")
 	}
-	rm, err := newResourceManager()
+	rm, err := newResourceManager(cfg.InferenceStreams)
 	if err != nil {
 		return nil, err
 	}

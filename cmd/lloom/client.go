@@ -80,6 +80,8 @@ validators are merged (the newest announcement wins).`,
 		newModelsCommand(a, "list", "Every model, stale executors included", true),
 		newQueryCommand(a),
 		newStatsCommand(a),
+		newInferenceCommand(a, true),
+		newInferenceCommand(a, false),
 	)
 	return cmd
 }

@@ -23,19 +23,29 @@ func newExecutorCommand(a *app) *cobra.Command {
 		nf        netFlags
 		models    []string
 		debugLoad []string
+		bf        backendFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "executor",
-		Short: "Run an executor: announce the models you serve",
-		Long: `Run an executor. It announces the models it serves (from --config and
---model) in signed announcements once a validator has joined the topic,
-sends a heartbeat with each model's load every --heartbeat-interval, and
-withdraws its announcement (REMOVAL) on SIGINT or SIGTERM.
+		Short: "Run an executor: serve models from your LLM backend and announce them",
+		Long: `Run an executor. It serves inference requests from the network with the
+OpenAI-compatible backend at --backend-url (Ollama, LM Studio, vLLM,
+llama.cpp's server, or any OpenAI-compatible API), announces the models it
+serves in signed announcements once a validator has joined the topic,
+sends a heartbeat with each model's load every --heartbeat-interval (and
+at once when a model becomes overloaded or recovers), and withdraws its
+announcement (REMOVAL) on SIGINT or SIGTERM.
+
+Models come from --config and --model; with neither, the executor
+announces what the backend lists (GET /v1/models) and follows that list.
+Without a backend it runs announce-only: it announces its models and
+answers their requests with 6003.
 
 When the --config file changes, or on SIGHUP, it reloads the file and
 announces the whole new model set. A file that does not load is reported
 and the current models stay.`,
-		Example: `  lloom executor --validator 127.0.0.1:8080 --model llama3.2:3b
+		Example: `  lloom executor --backend-url http://127.0.0.1:11434/v1 --validator 127.0.0.1:8080
+  lloom executor --backend-url http://127.0.0.1:11434/v1 --model llama3.2:3b --capacity 2 --validator 127.0.0.1:8080
   VALIDATOR_ADDRESS=/ip4/127.0.0.1/tcp/8080/p2p/12D3KooW... lloom executor --config executor.toml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -46,8 +56,11 @@ and the current models stay.`,
 			if err := positive("heartbeat-interval", cfg.HeartbeatInterval); err != nil {
 				return err
 			}
-			if cfg.Models, err = executorModels(a.file, models); err != nil {
+			if cfg.Models, err = executorModels(a.file, models, bf.capacity); err != nil {
 				return usageError{err}
+			}
+			if err := bf.fill(cmd, a.file, models, &cfg); err != nil {
+				return err
 			}
 			keyPath, err := a.fillNode(&nf, "executor", &cfg.Config)
 			if err != nil {
@@ -59,8 +72,8 @@ and the current models stay.`,
 			if len(cfg.Validators) == 0 {
 				a.log.Warn().Msg("No validator given (--validator or VALIDATOR_ADDRESS): waiting for validators to dial in")
 			}
-			if len(cfg.Models) == 0 && cfg.AnnounceModels {
-				a.log.Warn().Msg("No models configured (--config or --model): announcing an empty model set")
+			if len(cfg.Models) == 0 && cfg.AnnounceModels && !cfg.Discover {
+				a.log.Warn().Msg("No models configured (--config or --model) and no --backend-url to list them from: announcing an empty model set")
 			}
 			e, err := executor.New(cfg)
 			if err != nil {
@@ -78,7 +91,7 @@ and the current models stay.`,
 			hup := hangups()
 			defer signal.Stop(hup)
 			if a.file != nil {
-				go watchConfig(ctx, a, e, models, debugLoad, hup)
+				go watchConfig(ctx, a, e, models, debugLoad, bf, hup)
 			} else {
 				go ignoreHangup(ctx, a, hup, "no --config file to reload")
 			}
@@ -93,13 +106,14 @@ and the current models stay.`,
 	durationVar(fs, &cfg.HeartbeatInterval, "heartbeat-interval", cfg.HeartbeatInterval, "time between heartbeats (Go duration or seconds)")
 	fs.BoolVar(&cfg.AnnounceModels, "announce-models", cfg.AnnounceModels, "announce models and send heartbeats (false: run silently)")
 	fs.StringVar(&cfg.EVMAddress, "evm-address", "", "payment address announced with the models (0x and 40 hex digits)")
+	bf.register(fs)
 	fs.StringArrayVar(&debugLoad, "debug-load", nil, "report MODEL=ACTIVE/QUEUED as the model's load, for testing until inference reports real load (repeatable; also [debug.load] in the config file)")
 	return cmd
 }
 
 // executorModels merges the config file's models with --model ids; a model
 // in both keeps the file's description.
-func executorModels(f *config.File, ids []string) ([]*pb.ModelDescriptor, error) {
+func executorModels(f *config.File, ids []string, capacity uint32) ([]*pb.ModelDescriptor, error) {
 	var out []*pb.ModelDescriptor
 	seen := map[string]bool{}
 	if f != nil {
@@ -118,7 +132,11 @@ func executorModels(f *config.File, ids []string) ([]*pb.ModelDescriptor, error)
 		}
 		if !seen[id] {
 			seen[id] = true
-			out = append(out, config.QuickModel(id))
+			m := config.QuickModel(id)
+			if capacity > 0 {
+				m.Capacity = capacity
+			}
+			out = append(out, m)
 		}
 	}
 	return out, nil
@@ -126,7 +144,7 @@ func executorModels(f *config.File, ids []string) ([]*pb.ModelDescriptor, error)
 
 // watchConfig reloads the config file when it changes (checked every
 // second) or on SIGHUP, and hands the executor the whole new model set.
-func watchConfig(ctx context.Context, a *app, e *executor.Executor, ids, loads []string, hup <-chan os.Signal) {
+func watchConfig(ctx context.Context, a *app, e *executor.Executor, ids, loads []string, bf backendFlags, hup <-chan os.Signal) {
 	path := a.file.Path()
 	last := a.file.Stamp()
 	t := time.NewTicker(time.Second)
@@ -153,9 +171,9 @@ func watchConfig(ctx context.Context, a *app, e *executor.Executor, ids, loads [
 			log.Error().Err(err).Msg("Config not reloaded; keeping the current models")
 			continue
 		}
-		models, err := executorModels(f, ids)
+		models, err := executorModels(f, ids, bf.capacity)
 		if err == nil {
-			err = e.SetModels(models)
+			err = e.Configure(models, servingOf(f, ids, bf.queue, bf.queueSet))
 		}
 		if err != nil {
 			log.Error().Err(err).Msg("Config not reloaded; keeping the current models")

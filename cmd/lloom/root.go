@@ -18,6 +18,7 @@ import (
 // app is what every subcommand shares; the root command fills it before a
 // subcommand runs.
 type app struct {
+	stdin          io.Reader
 	stdout, stderr io.Writer
 	log            zerolog.Logger
 	file           *config.File // nil without --config
@@ -38,7 +39,7 @@ var globalEnv = map[string]string{
 }
 
 func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
-	a := &app{stdout: stdout, stderr: stderr, log: zerolog.Nop()}
+	a := &app{stdin: os.Stdin, stdout: stdout, stderr: stderr, log: zerolog.Nop()}
 	root := &cobra.Command{
 		Use:   "lloom",
 		Short: "A peer-to-peer network for LLM inference",
@@ -48,8 +49,8 @@ registry of who serves which model, at what price and load.
 
 One binary runs every role:
   lloom validator   keep the registry and answer queries
-  lloom executor    announce the models you serve
-  lloom client      ask which models exist and who serves them`,
+  lloom executor    serve models from your LLM backend, and announce them
+  lloom client      find models and executors; chat through the network`,
 		SilenceErrors:     true,
 		SilenceUsage:      true,
 		PersistentPreRunE: a.setup,
@@ -136,6 +137,8 @@ var cmdEnv = map[string]map[string]string{
 	"list":            {"validator": "VALIDATOR_ADDRESS"},
 	"query":           {"validator": "VALIDATOR_ADDRESS"},
 	"stats":           {"validator": "VALIDATOR_ADDRESS"},
+	"chat":            {"validator": "VALIDATOR_ADDRESS"},
+	"complete":        {"validator": "VALIDATOR_ADDRESS"},
 	"publish-invalid": {"validator": "VALIDATOR_ADDRESS"},
 }
 

@@ -77,7 +77,7 @@ func New(cfg Config) (*Client, error) {
 		}
 		cfg.Key = k
 	}
-	h, err := node.NewHost(node.HostConfig{Key: cfg.Key, UserAgent: "lloom-client"})
+	h, err := node.NewHost(node.HostConfig{Key: cfg.Key, UserAgent: "lloom-client", InferenceStreams: clientInferenceStreams})
 	if err != nil {
 		return nil, err
 	}
@@ -150,3 +150,7 @@ func (c *Client) connect(ctx context.Context, i int, bp node.BootstrapPeer) (pee
 	}
 	return id, nil
 }
+
+// clientInferenceStreams lets one client (a gateway) hold this many
+// answers from one executor at once.
+const clientInferenceStreams = 1024

@@ -14,6 +14,8 @@ import (
 
 	"github.com/lloom/lloom/node"
 	"github.com/lloom/lloom/pkg/announcer"
+	"github.com/lloom/lloom/pkg/peerlimit"
+	"github.com/lloom/lloom/pkg/slots"
 	lp "github.com/lloom/lloom/protocol"
 	"github.com/lloom/lloom/protocol/pb"
 )
@@ -27,6 +29,16 @@ type Executor struct {
 	gossip *node.Gossip
 	state  *announcer.State
 	conn   *node.Connector
+
+	catalog  *catalog
+	limiter  *peerlimit.Limiter
+	loadKick chan struct{} // a model crossed into or out of overloaded
+	// serveCtx ends when the executor closes: answers in flight end 5000.
+	serveCtx    context.Context
+	serveCancel context.CancelCauseFunc
+	serving     sync.WaitGroup // inference streams being answered
+	ovMu        sync.Mutex
+	overloaded  map[string]bool // guarded by ovMu: models at capacity
 
 	mu       sync.Mutex
 	current  []byte // guarded by mu: envelope of the current announcement
@@ -47,13 +59,17 @@ func New(cfg Config) (*Executor, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	cfg.InferenceStreams = max(cfg.InferenceStreams, cfg.inferenceStreams())
 	h, err := cfg.NewHost()
 	if err != nil {
 		return nil, err
 	}
-	e := &Executor{cfg: cfg, h: h, state: announcer.New(h.ID()), stop: make(chan struct{}), done: make(chan struct{})}
+	e := &Executor{cfg: cfg, h: h, state: announcer.New(h.ID()), stop: make(chan struct{}), done: make(chan struct{}),
+		limiter: peerlimit.New(cfg.InferenceRate, int(2*cfg.InferenceRate), 0), loadKick: make(chan struct{}, 1), overloaded: map[string]bool{}}
+	e.serveCtx, e.serveCancel = context.WithCancelCause(context.Background())
 	e.cfg.Logger = cfg.Logger.With().Str("role", "executor").Str("peer", h.ID().String()).Logger()
-	if err := e.state.SetModels(cfg.Models); err != nil {
+	e.catalog, err = newCatalog(&e.cfg, e.loadChanged, e.state.SetModels)
+	if err != nil {
 		h.Close()
 		return nil, err
 	}
@@ -72,6 +88,7 @@ func New(cfg Config) (*Executor, error) {
 	}
 	e.conn = node.NewConnector(h, cfg.Validators, e.cfg.Logger)
 	node.Serve(h, lp.AnnouncementProtocol, 16, node.DefaultStreamTimeout, e.servePull)
+	h.SetStreamHandler(lp.InferenceProtocol, e.serveInference)
 	return e, nil
 }
 
@@ -84,14 +101,44 @@ func (e *Executor) Host() host.Host { return e.h }
 // Addrs are the executor's full multiaddrs.
 func (e *Executor) Addrs() []string { return node.FullAddrs(e.h) }
 
-// SetModels replaces the whole model set.
-func (e *Executor) SetModels(models []*pb.ModelDescriptor) error { return e.state.SetModels(models) }
+// SetModels replaces the whole model set, keeping the serving settings.
+func (e *Executor) SetModels(models []*pb.ModelDescriptor) error {
+	return e.catalog.set(models, e.catalog.servingSettings())
+}
+
+// Configure replaces the whole model set and its serving settings.
+func (e *Executor) Configure(models []*pb.ModelDescriptor, serving map[string]ModelServing) error {
+	return e.catalog.set(models, serving)
+}
 
 // PutModel adds a model or replaces its descriptor.
-func (e *Executor) PutModel(m *pb.ModelDescriptor) error { return e.state.PutModel(m) }
+func (e *Executor) PutModel(m *pb.ModelDescriptor) error { return e.catalog.put(m) }
 
 // RemoveModel stops serving a model.
-func (e *Executor) RemoveModel(id string) error { return e.state.RemoveModel(id) }
+func (e *Executor) RemoveModel(id string) error { return e.catalog.remove(id) }
+
+// Load returns each model's requests running and waiting now.
+func (e *Executor) Load() map[string]slots.Load { return e.catalog.loads() }
+
+// loadChanged reports a model's new load in the next heartbeat, and asks
+// for an early one when the model crossed into or out of overloaded.
+func (e *Executor) loadChanged(model string, l slots.Load) {
+	_ = e.state.SetLoad(model, l.Active, l.Queued, l.Capacity)
+	e.ovMu.Lock()
+	crossed := e.overloaded[model] != l.Overloaded()
+	if l.Overloaded() {
+		e.overloaded[model] = true
+	} else {
+		delete(e.overloaded, model)
+	}
+	e.ovMu.Unlock()
+	if crossed {
+		select {
+		case e.loadKick <- struct{}{}:
+		default:
+		}
+	}
+}
 
 // SetLoad records a model's active and queued requests; capacity 0 keeps
 // the announced capacity. It goes out with the next heartbeat.
@@ -123,6 +170,9 @@ func (e *Executor) Heartbeat(ctx context.Context) error {
 // returns first. It is idempotent.
 func (e *Executor) Close() error {
 	e.closeOnce.Do(func() {
+		// Answers in flight end with 5000 while the host still runs.
+		e.serveCancel(errShutdown)
+		waitGroup(&e.serving, shutdownGrace)
 		close(e.stop)
 		e.runOnce.Do(func() {}) // a later Run refuses to start
 		if e.started {
@@ -142,4 +192,16 @@ func (e *Executor) servePull(_ context.Context, from peer.ID, req []byte, readEr
 	defer e.mu.Unlock()
 	e.cfg.Logger.Debug().Str("from", from.String()).Msg("Announcement pulled")
 	return e.current, nil
+}
+
+// shutdownGrace bounds the wait for answers in flight to end on Close.
+const shutdownGrace = 2 * time.Second
+
+func waitGroup(wg *sync.WaitGroup, limit time.Duration) {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(limit):
+	}
 }

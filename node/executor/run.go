@@ -83,6 +83,13 @@ func (e *Executor) Run(ctx context.Context) error {
 	})
 
 	log := e.cfg.Logger
+	if e.cfg.announceOnly() {
+		log.Info().Msg("No backend configured (--backend-url): running announce-only; requests are answered with 6003")
+	} else {
+		// Know which backends answer before the first announcement.
+		e.catalog.probe(ctx, probeTimeout, e.cfg.Discover)
+		wg.Go(func() { e.watchBackends(ctx) })
+	}
 	log.Info().Strs("addrs", e.Addrs()).Int("models", len(e.state.Models())).
 		Bool("announce", e.cfg.AnnounceModels).Msg("Executor started")
 
@@ -93,6 +100,17 @@ func (e *Executor) Run(ctx context.Context) error {
 	hinted := false // logged why the connected validators do not count
 	hb := time.NewTimer(rand.N(e.cfg.HeartbeatInterval) + e.cfg.HeartbeatInterval/10)
 	defer hb.Stop()
+	// Early heartbeats for load crossing overloaded: at most one a second.
+	var lastEarly time.Time
+	early := time.NewTimer(time.Hour)
+	early.Stop()
+	defer early.Stop()
+	earlyHeartbeat := func() {
+		lastEarly = time.Now()
+		if err := e.heartbeat(ctx); err != nil && ctx.Err() == nil {
+			log.Warn().Err(err).Msg("Heartbeat not published")
+		}
+	}
 	tick := time.NewTicker(recheck)
 	defer tick.Stop()
 	for {
@@ -109,6 +127,14 @@ func (e *Executor) Run(ctx context.Context) error {
 			if err := e.heartbeat(ctx); err != nil && ctx.Err() == nil {
 				log.Warn().Err(err).Msg("Heartbeat not published")
 			}
+		case <-e.loadKick:
+			if wait := time.Second - time.Since(lastEarly); wait > 0 {
+				early.Reset(wait)
+			} else {
+				earlyHeartbeat()
+			}
+		case <-early.C:
+			earlyHeartbeat()
 		}
 		if !e.cfg.AnnounceModels {
 			continue
@@ -318,4 +344,31 @@ func (e *Executor) addrBytes() [][]byte {
 
 func jitter(d time.Duration) time.Duration {
 	return d - d/10 + rand.N(d/5+1)
+}
+
+// probeTimeout bounds one backend model listing.
+const probeTimeout = 3 * time.Second
+
+// watchBackends asks failed backends again every probe interval, and lists
+// models every list interval (discovery, and models a backend said it did
+// not know).
+func (e *Executor) watchBackends(ctx context.Context) {
+	probe := time.NewTicker(e.cfg.Backend.ProbeInterval)
+	defer probe.Stop()
+	list := time.NewTicker(e.cfg.Backend.ListInterval)
+	defer list.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-probe.C:
+			if e.catalog.backendsDown() {
+				e.catalog.probe(ctx, probeTimeout, e.cfg.Discover)
+			}
+		case <-list.C:
+			if e.cfg.Discover || e.catalog.missingAny() {
+				e.catalog.probe(ctx, probeTimeout, e.cfg.Discover)
+			}
+		}
+	}
 }

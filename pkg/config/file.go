@@ -21,11 +21,13 @@ import (
 //	[node]       network, listen, port, identity, validators, log_level, log_format
 //	[validator]  stale_after, remove_after, max_executors, query_rate, addr_file, subscribe_announcements
 //	[executor]   heartbeat_interval, announce_models, evm_address
+//	[backend]    url, api_key_env: the executor's OpenAI-compatible engine
 //	[[models]]   one table per model the executor serves
 type File struct {
 	Node      NodeSection      `toml:"node"`
 	Validator ValidatorSection `toml:"validator"`
 	Executor  ExecutorSection  `toml:"executor"`
+	Backend   BackendSection   `toml:"backend"`
 	Models    []Model          `toml:"models"`
 	Debug     DebugSection     `toml:"debug"`
 
@@ -80,6 +82,15 @@ type ExecutorSection struct {
 	EVMAddress        string `toml:"evm_address"`
 }
 
+// BackendSection says where the executor's engine is.
+type BackendSection struct {
+	// URL is an OpenAI-compatible base URL ending in /v1.
+	URL string `toml:"url"`
+	// APIKeyEnv names the environment variable that holds the API key;
+	// the key itself never goes in the file.
+	APIKeyEnv string `toml:"api_key_env"`
+}
+
 // DebugSection holds testing aids. Load sets each model's reported load,
 // "ACTIVE/QUEUED" by model id, until inference reports real load.
 type DebugSection struct {
@@ -100,6 +111,12 @@ type Model struct {
 	Pricing          Pricing           `toml:"pricing"`
 	Performance      Performance       `toml:"performance"`
 	Metadata         map[string]string `toml:"metadata"`
+	// BackendModel is the name the backend knows, when it differs from id.
+	BackendModel string `toml:"backend_model"`
+	// BackendURL overrides [backend] url for this model.
+	BackendURL string `toml:"backend_url"`
+	// Queue is how many requests may wait for a slot (default: capacity).
+	Queue *uint32 `toml:"queue"`
 }
 
 // Pricing is a model's [models.pricing] table; amounts in wei as strings.

@@ -98,6 +98,12 @@ const (
 	ErrorCode_ERROR_CODE_TIMEOUT       ErrorCode = 4002
 	ErrorCode_ERROR_CODE_RATE_LIMITED  ErrorCode = 4290
 	ErrorCode_ERROR_CODE_INTERNAL      ErrorCode = 5000
+	// Inference (DESIGN §8).
+	ErrorCode_ERROR_CODE_MODEL_NOT_SERVED ErrorCode = 6001
+	ErrorCode_ERROR_CODE_OVERLOADED       ErrorCode = 6002
+	ErrorCode_ERROR_CODE_BACKEND_FAILED   ErrorCode = 6003
+	ErrorCode_ERROR_CODE_INVALID_REQUEST  ErrorCode = 6004
+	ErrorCode_ERROR_CODE_PRICE_TOO_HIGH   ErrorCode = 6005
 )
 
 // Enum value maps for ErrorCode.
@@ -118,6 +124,11 @@ var (
 		4002: "ERROR_CODE_TIMEOUT",
 		4290: "ERROR_CODE_RATE_LIMITED",
 		5000: "ERROR_CODE_INTERNAL",
+		6001: "ERROR_CODE_MODEL_NOT_SERVED",
+		6002: "ERROR_CODE_OVERLOADED",
+		6003: "ERROR_CODE_BACKEND_FAILED",
+		6004: "ERROR_CODE_INVALID_REQUEST",
+		6005: "ERROR_CODE_PRICE_TOO_HIGH",
 	}
 	ErrorCode_value = map[string]int32{
 		"ERROR_CODE_UNSPECIFIED":                  0,
@@ -135,6 +146,11 @@ var (
 		"ERROR_CODE_TIMEOUT":                      4002,
 		"ERROR_CODE_RATE_LIMITED":                 4290,
 		"ERROR_CODE_INTERNAL":                     5000,
+		"ERROR_CODE_MODEL_NOT_SERVED":             6001,
+		"ERROR_CODE_OVERLOADED":                   6002,
+		"ERROR_CODE_BACKEND_FAILED":               6003,
+		"ERROR_CODE_INVALID_REQUEST":              6004,
+		"ERROR_CODE_PRICE_TOO_HIGH":               6005,
 	}
 )
 
@@ -1882,6 +1898,698 @@ func (x *Statistics) GetMaxExecutors() uint64 {
 	return 0
 }
 
+type ChatMessage struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// system, user or assistant.
+	Role          string `protobuf:"bytes,1,opt,name=role,proto3" json:"role,omitempty"`
+	Content       string `protobuf:"bytes,2,opt,name=content,proto3" json:"content,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChatMessage) Reset() {
+	*x = ChatMessage{}
+	mi := &file_lloom_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChatMessage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChatMessage) ProtoMessage() {}
+
+func (x *ChatMessage) ProtoReflect() protoreflect.Message {
+	mi := &file_lloom_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChatMessage.ProtoReflect.Descriptor instead.
+func (*ChatMessage) Descriptor() ([]byte, []int) {
+	return file_lloom_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ChatMessage) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *ChatMessage) GetContent() string {
+	if x != nil {
+		return x.Content
+	}
+	return ""
+}
+
+type InferenceRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Exactly 16 random bytes, chosen by the client; copied into the receipt.
+	RequestId []byte `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// The client's network; another than the executor's is refused with 3004.
+	// Empty skips the check.
+	Network string `protobuf:"bytes,2,opt,name=network,proto3" json:"network,omitempty"`
+	// The announced model id.
+	ModelId string `protobuf:"bytes,3,opt,name=model_id,json=modelId,proto3" json:"model_id,omitempty"`
+	// Exactly one of messages (chat) and prompt (completion) is non-empty.
+	Messages []*ChatMessage `protobuf:"bytes,4,rep,name=messages,proto3" json:"messages,omitempty"`
+	Prompt   string         `protobuf:"bytes,5,opt,name=prompt,proto3" json:"prompt,omitempty"`
+	// Absent: no limit (the executor passes none to the backend).
+	MaxTokens   *uint32  `protobuf:"varint,6,opt,name=max_tokens,json=maxTokens,proto3,oneof" json:"max_tokens,omitempty"`
+	Temperature *float64 `protobuf:"fixed64,7,opt,name=temperature,proto3,oneof" json:"temperature,omitempty"`
+	TopP        *float64 `protobuf:"fixed64,8,opt,name=top_p,json=topP,proto3,oneof" json:"top_p,omitempty"`
+	// At most 4.
+	Stop []string `protobuf:"bytes,9,rep,name=stop,proto3" json:"stop,omitempty"`
+	Seed *int64   `protobuf:"varint,10,opt,name=seed,proto3,oneof" json:"seed,omitempty"`
+	// Decimal wei; empty means no limit. A price above a limit is refused
+	// with 6005 before the backend is called.
+	MaxInputPriceWei  string `protobuf:"bytes,11,opt,name=max_input_price_wei,json=maxInputPriceWei,proto3" json:"max_input_price_wei,omitempty"`
+	MaxOutputPriceWei string `protobuf:"bytes,12,opt,name=max_output_price_wei,json=maxOutputPriceWei,proto3" json:"max_output_price_wei,omitempty"`
+	// Compared with the model's minimum fee only.
+	MaxFeeWei string `protobuf:"bytes,13,opt,name=max_fee_wei,json=maxFeeWei,proto3" json:"max_fee_wei,omitempty"`
+	// Informational; never a reason to refuse.
+	IssuedAtMs    int64 `protobuf:"varint,14,opt,name=issued_at_ms,json=issuedAtMs,proto3" json:"issued_at_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InferenceRequest) Reset() {
+	*x = InferenceRequest{}
+	mi := &file_lloom_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InferenceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InferenceRequest) ProtoMessage() {}
+
+func (x *InferenceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_lloom_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InferenceRequest.ProtoReflect.Descriptor instead.
+func (*InferenceRequest) Descriptor() ([]byte, []int) {
+	return file_lloom_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *InferenceRequest) GetRequestId() []byte {
+	if x != nil {
+		return x.RequestId
+	}
+	return nil
+}
+
+func (x *InferenceRequest) GetNetwork() string {
+	if x != nil {
+		return x.Network
+	}
+	return ""
+}
+
+func (x *InferenceRequest) GetModelId() string {
+	if x != nil {
+		return x.ModelId
+	}
+	return ""
+}
+
+func (x *InferenceRequest) GetMessages() []*ChatMessage {
+	if x != nil {
+		return x.Messages
+	}
+	return nil
+}
+
+func (x *InferenceRequest) GetPrompt() string {
+	if x != nil {
+		return x.Prompt
+	}
+	return ""
+}
+
+func (x *InferenceRequest) GetMaxTokens() uint32 {
+	if x != nil && x.MaxTokens != nil {
+		return *x.MaxTokens
+	}
+	return 0
+}
+
+func (x *InferenceRequest) GetTemperature() float64 {
+	if x != nil && x.Temperature != nil {
+		return *x.Temperature
+	}
+	return 0
+}
+
+func (x *InferenceRequest) GetTopP() float64 {
+	if x != nil && x.TopP != nil {
+		return *x.TopP
+	}
+	return 0
+}
+
+func (x *InferenceRequest) GetStop() []string {
+	if x != nil {
+		return x.Stop
+	}
+	return nil
+}
+
+func (x *InferenceRequest) GetSeed() int64 {
+	if x != nil && x.Seed != nil {
+		return *x.Seed
+	}
+	return 0
+}
+
+func (x *InferenceRequest) GetMaxInputPriceWei() string {
+	if x != nil {
+		return x.MaxInputPriceWei
+	}
+	return ""
+}
+
+func (x *InferenceRequest) GetMaxOutputPriceWei() string {
+	if x != nil {
+		return x.MaxOutputPriceWei
+	}
+	return ""
+}
+
+func (x *InferenceRequest) GetMaxFeeWei() string {
+	if x != nil {
+		return x.MaxFeeWei
+	}
+	return ""
+}
+
+func (x *InferenceRequest) GetIssuedAtMs() int64 {
+	if x != nil {
+		return x.IssuedAtMs
+	}
+	return 0
+}
+
+type InferenceResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Frame:
+	//
+	//	*InferenceResponse_Chunk
+	//	*InferenceResponse_Done
+	//	*InferenceResponse_Error
+	Frame         isInferenceResponse_Frame `protobuf_oneof:"frame"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InferenceResponse) Reset() {
+	*x = InferenceResponse{}
+	mi := &file_lloom_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InferenceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InferenceResponse) ProtoMessage() {}
+
+func (x *InferenceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_lloom_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InferenceResponse.ProtoReflect.Descriptor instead.
+func (*InferenceResponse) Descriptor() ([]byte, []int) {
+	return file_lloom_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *InferenceResponse) GetFrame() isInferenceResponse_Frame {
+	if x != nil {
+		return x.Frame
+	}
+	return nil
+}
+
+func (x *InferenceResponse) GetChunk() *InferenceChunk {
+	if x != nil {
+		if x, ok := x.Frame.(*InferenceResponse_Chunk); ok {
+			return x.Chunk
+		}
+	}
+	return nil
+}
+
+func (x *InferenceResponse) GetDone() *InferenceDone {
+	if x != nil {
+		if x, ok := x.Frame.(*InferenceResponse_Done); ok {
+			return x.Done
+		}
+	}
+	return nil
+}
+
+func (x *InferenceResponse) GetError() *InferenceError {
+	if x != nil {
+		if x, ok := x.Frame.(*InferenceResponse_Error); ok {
+			return x.Error
+		}
+	}
+	return nil
+}
+
+type isInferenceResponse_Frame interface {
+	isInferenceResponse_Frame()
+}
+
+type InferenceResponse_Chunk struct {
+	Chunk *InferenceChunk `protobuf:"bytes,1,opt,name=chunk,proto3,oneof"`
+}
+
+type InferenceResponse_Done struct {
+	Done *InferenceDone `protobuf:"bytes,2,opt,name=done,proto3,oneof"`
+}
+
+type InferenceResponse_Error struct {
+	Error *InferenceError `protobuf:"bytes,3,opt,name=error,proto3,oneof"`
+}
+
+func (*InferenceResponse_Chunk) isInferenceResponse_Frame() {}
+
+func (*InferenceResponse_Done) isInferenceResponse_Frame() {}
+
+func (*InferenceResponse_Error) isInferenceResponse_Frame() {}
+
+// InferenceChunk is text as the backend produced it: never empty, valid
+// UTF-8, never split inside a code point.
+type InferenceChunk struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Text          string                 `protobuf:"bytes,1,opt,name=text,proto3" json:"text,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InferenceChunk) Reset() {
+	*x = InferenceChunk{}
+	mi := &file_lloom_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InferenceChunk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InferenceChunk) ProtoMessage() {}
+
+func (x *InferenceChunk) ProtoReflect() protoreflect.Message {
+	mi := &file_lloom_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InferenceChunk.ProtoReflect.Descriptor instead.
+func (*InferenceChunk) Descriptor() ([]byte, []int) {
+	return file_lloom_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *InferenceChunk) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+type Usage struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	PromptTokens     uint32                 `protobuf:"varint,1,opt,name=prompt_tokens,json=promptTokens,proto3" json:"prompt_tokens,omitempty"`
+	CompletionTokens uint32                 `protobuf:"varint,2,opt,name=completion_tokens,json=completionTokens,proto3" json:"completion_tokens,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *Usage) Reset() {
+	*x = Usage{}
+	mi := &file_lloom_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Usage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Usage) ProtoMessage() {}
+
+func (x *Usage) ProtoReflect() protoreflect.Message {
+	mi := &file_lloom_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Usage.ProtoReflect.Descriptor instead.
+func (*Usage) Descriptor() ([]byte, []int) {
+	return file_lloom_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *Usage) GetPromptTokens() uint32 {
+	if x != nil {
+		return x.PromptTokens
+	}
+	return 0
+}
+
+func (x *Usage) GetCompletionTokens() uint32 {
+	if x != nil {
+		return x.CompletionTokens
+	}
+	return 0
+}
+
+// InferenceDone ends a complete answer.
+type InferenceDone struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The backend's: stop, length, or another it names.
+	FinishReason string `protobuf:"bytes,1,opt,name=finish_reason,json=finishReason,proto3" json:"finish_reason,omitempty"`
+	Usage        *Usage `protobuf:"bytes,2,opt,name=usage,proto3" json:"usage,omitempty"`
+	// Envelope bytes: domain "lloom-receipt", payload type "/lloom/receipt/1",
+	// payload a Receipt, signed by the executor.
+	Receipt       []byte `protobuf:"bytes,3,opt,name=receipt,proto3" json:"receipt,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InferenceDone) Reset() {
+	*x = InferenceDone{}
+	mi := &file_lloom_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InferenceDone) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InferenceDone) ProtoMessage() {}
+
+func (x *InferenceDone) ProtoReflect() protoreflect.Message {
+	mi := &file_lloom_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InferenceDone.ProtoReflect.Descriptor instead.
+func (*InferenceDone) Descriptor() ([]byte, []int) {
+	return file_lloom_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *InferenceDone) GetFinishReason() string {
+	if x != nil {
+		return x.FinishReason
+	}
+	return ""
+}
+
+func (x *InferenceDone) GetUsage() *Usage {
+	if x != nil {
+		return x.Usage
+	}
+	return nil
+}
+
+func (x *InferenceDone) GetReceipt() []byte {
+	if x != nil {
+		return x.Receipt
+	}
+	return nil
+}
+
+// InferenceError ends an answer unpaid.
+type InferenceError struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Code    ErrorCode              `protobuf:"varint,1,opt,name=code,proto3,enum=lloom.v1.ErrorCode" json:"code,omitempty"`
+	Message string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// Only with 6002 and 4290: when to try again.
+	RetryAfterMs  uint32 `protobuf:"varint,3,opt,name=retry_after_ms,json=retryAfterMs,proto3" json:"retry_after_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InferenceError) Reset() {
+	*x = InferenceError{}
+	mi := &file_lloom_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InferenceError) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InferenceError) ProtoMessage() {}
+
+func (x *InferenceError) ProtoReflect() protoreflect.Message {
+	mi := &file_lloom_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InferenceError.ProtoReflect.Descriptor instead.
+func (*InferenceError) Descriptor() ([]byte, []int) {
+	return file_lloom_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *InferenceError) GetCode() ErrorCode {
+	if x != nil {
+		return x.Code
+	}
+	return ErrorCode_ERROR_CODE_UNSPECIFIED
+}
+
+func (x *InferenceError) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *InferenceError) GetRetryAfterMs() uint32 {
+	if x != nil {
+		return x.RetryAfterMs
+	}
+	return 0
+}
+
+// Receipt is what the executor signs for one complete answer.
+type Receipt struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The request's request_id, byte for byte.
+	RequestId []byte `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// Binary peer ids.
+	ExecutorId []byte `protobuf:"bytes,2,opt,name=executor_id,json=executorId,proto3" json:"executor_id,omitempty"`
+	ClientId   []byte `protobuf:"bytes,3,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	// The announced model id.
+	ModelId          string `protobuf:"bytes,4,opt,name=model_id,json=modelId,proto3" json:"model_id,omitempty"`
+	PromptTokens     uint32 `protobuf:"varint,5,opt,name=prompt_tokens,json=promptTokens,proto3" json:"prompt_tokens,omitempty"`
+	CompletionTokens uint32 `protobuf:"varint,6,opt,name=completion_tokens,json=completionTokens,proto3" json:"completion_tokens,omitempty"`
+	// Canonical decimal wei ("0" for zero), from the model's pricing in the
+	// announcement current when the request was accepted.
+	InputTokenPriceWei  string `protobuf:"bytes,7,opt,name=input_token_price_wei,json=inputTokenPriceWei,proto3" json:"input_token_price_wei,omitempty"`
+	OutputTokenPriceWei string `protobuf:"bytes,8,opt,name=output_token_price_wei,json=outputTokenPriceWei,proto3" json:"output_token_price_wei,omitempty"`
+	MinimumFeeWei       string `protobuf:"bytes,9,opt,name=minimum_fee_wei,json=minimumFeeWei,proto3" json:"minimum_fee_wei,omitempty"`
+	// max(minimum fee, prompt_tokens x input price + completion_tokens x
+	// output price).
+	FeeWei string `protobuf:"bytes,10,opt,name=fee_wei,json=feeWei,proto3" json:"fee_wei,omitempty"`
+	// Request read (queue time included), and receipt sealed.
+	StartedAtMs  int64 `protobuf:"varint,11,opt,name=started_at_ms,json=startedAtMs,proto3" json:"started_at_ms,omitempty"`
+	FinishedAtMs int64 `protobuf:"varint,12,opt,name=finished_at_ms,json=finishedAtMs,proto3" json:"finished_at_ms,omitempty"`
+	// SHA-256 of the UTF-8 bytes of every chunk's text, concatenated in order.
+	OutputSha256  []byte `protobuf:"bytes,13,opt,name=output_sha256,json=outputSha256,proto3" json:"output_sha256,omitempty"`
+	FinishReason  string `protobuf:"bytes,14,opt,name=finish_reason,json=finishReason,proto3" json:"finish_reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Receipt) Reset() {
+	*x = Receipt{}
+	mi := &file_lloom_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Receipt) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Receipt) ProtoMessage() {}
+
+func (x *Receipt) ProtoReflect() protoreflect.Message {
+	mi := &file_lloom_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Receipt.ProtoReflect.Descriptor instead.
+func (*Receipt) Descriptor() ([]byte, []int) {
+	return file_lloom_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *Receipt) GetRequestId() []byte {
+	if x != nil {
+		return x.RequestId
+	}
+	return nil
+}
+
+func (x *Receipt) GetExecutorId() []byte {
+	if x != nil {
+		return x.ExecutorId
+	}
+	return nil
+}
+
+func (x *Receipt) GetClientId() []byte {
+	if x != nil {
+		return x.ClientId
+	}
+	return nil
+}
+
+func (x *Receipt) GetModelId() string {
+	if x != nil {
+		return x.ModelId
+	}
+	return ""
+}
+
+func (x *Receipt) GetPromptTokens() uint32 {
+	if x != nil {
+		return x.PromptTokens
+	}
+	return 0
+}
+
+func (x *Receipt) GetCompletionTokens() uint32 {
+	if x != nil {
+		return x.CompletionTokens
+	}
+	return 0
+}
+
+func (x *Receipt) GetInputTokenPriceWei() string {
+	if x != nil {
+		return x.InputTokenPriceWei
+	}
+	return ""
+}
+
+func (x *Receipt) GetOutputTokenPriceWei() string {
+	if x != nil {
+		return x.OutputTokenPriceWei
+	}
+	return ""
+}
+
+func (x *Receipt) GetMinimumFeeWei() string {
+	if x != nil {
+		return x.MinimumFeeWei
+	}
+	return ""
+}
+
+func (x *Receipt) GetFeeWei() string {
+	if x != nil {
+		return x.FeeWei
+	}
+	return ""
+}
+
+func (x *Receipt) GetStartedAtMs() int64 {
+	if x != nil {
+		return x.StartedAtMs
+	}
+	return 0
+}
+
+func (x *Receipt) GetFinishedAtMs() int64 {
+	if x != nil {
+		return x.FinishedAtMs
+	}
+	return 0
+}
+
+func (x *Receipt) GetOutputSha256() []byte {
+	if x != nil {
+		return x.OutputSha256
+	}
+	return nil
+}
+
+func (x *Receipt) GetFinishReason() string {
+	if x != nil {
+		return x.FinishReason
+	}
+	return ""
+}
+
 var File_lloom_proto protoreflect.FileDescriptor
 
 const file_lloom_proto_rawDesc = "" +
@@ -2030,12 +2738,74 @@ const file_lloom_proto_rawDesc = "" +
 	"\x11executors_removed\x18\v \x01(\x04R\x10executorsRemoved\x121\n" +
 	"\x14announcements_pulled\x18\f \x01(\x04R\x13announcementsPulled\x12%\n" +
 	"\x0equeries_served\x18\r \x01(\x04R\rqueriesServed\x12#\n" +
-	"\rmax_executors\x18\x0e \x01(\x04R\fmaxExecutors*\x91\x01\n" +
+	"\rmax_executors\x18\x0e \x01(\x04R\fmaxExecutors\";\n" +
+	"\vChatMessage\x12\x12\n" +
+	"\x04role\x18\x01 \x01(\tR\x04role\x12\x18\n" +
+	"\acontent\x18\x02 \x01(\tR\acontent\"\x97\x04\n" +
+	"\x10InferenceRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\fR\trequestId\x12\x18\n" +
+	"\anetwork\x18\x02 \x01(\tR\anetwork\x12\x19\n" +
+	"\bmodel_id\x18\x03 \x01(\tR\amodelId\x121\n" +
+	"\bmessages\x18\x04 \x03(\v2\x15.lloom.v1.ChatMessageR\bmessages\x12\x16\n" +
+	"\x06prompt\x18\x05 \x01(\tR\x06prompt\x12\"\n" +
+	"\n" +
+	"max_tokens\x18\x06 \x01(\rH\x00R\tmaxTokens\x88\x01\x01\x12%\n" +
+	"\vtemperature\x18\a \x01(\x01H\x01R\vtemperature\x88\x01\x01\x12\x18\n" +
+	"\x05top_p\x18\b \x01(\x01H\x02R\x04topP\x88\x01\x01\x12\x12\n" +
+	"\x04stop\x18\t \x03(\tR\x04stop\x12\x17\n" +
+	"\x04seed\x18\n" +
+	" \x01(\x03H\x03R\x04seed\x88\x01\x01\x12-\n" +
+	"\x13max_input_price_wei\x18\v \x01(\tR\x10maxInputPriceWei\x12/\n" +
+	"\x14max_output_price_wei\x18\f \x01(\tR\x11maxOutputPriceWei\x12\x1e\n" +
+	"\vmax_fee_wei\x18\r \x01(\tR\tmaxFeeWei\x12 \n" +
+	"\fissued_at_ms\x18\x0e \x01(\x03R\n" +
+	"issuedAtMsB\r\n" +
+	"\v_max_tokensB\x0e\n" +
+	"\f_temperatureB\b\n" +
+	"\x06_top_pB\a\n" +
+	"\x05_seed\"\xaf\x01\n" +
+	"\x11InferenceResponse\x120\n" +
+	"\x05chunk\x18\x01 \x01(\v2\x18.lloom.v1.InferenceChunkH\x00R\x05chunk\x12-\n" +
+	"\x04done\x18\x02 \x01(\v2\x17.lloom.v1.InferenceDoneH\x00R\x04done\x120\n" +
+	"\x05error\x18\x03 \x01(\v2\x18.lloom.v1.InferenceErrorH\x00R\x05errorB\a\n" +
+	"\x05frame\"$\n" +
+	"\x0eInferenceChunk\x12\x12\n" +
+	"\x04text\x18\x01 \x01(\tR\x04text\"Y\n" +
+	"\x05Usage\x12#\n" +
+	"\rprompt_tokens\x18\x01 \x01(\rR\fpromptTokens\x12+\n" +
+	"\x11completion_tokens\x18\x02 \x01(\rR\x10completionTokens\"u\n" +
+	"\rInferenceDone\x12#\n" +
+	"\rfinish_reason\x18\x01 \x01(\tR\ffinishReason\x12%\n" +
+	"\x05usage\x18\x02 \x01(\v2\x0f.lloom.v1.UsageR\x05usage\x12\x18\n" +
+	"\areceipt\x18\x03 \x01(\fR\areceipt\"y\n" +
+	"\x0eInferenceError\x12'\n" +
+	"\x04code\x18\x01 \x01(\x0e2\x13.lloom.v1.ErrorCodeR\x04code\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12$\n" +
+	"\x0eretry_after_ms\x18\x03 \x01(\rR\fretryAfterMs\"\x90\x04\n" +
+	"\aReceipt\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\fR\trequestId\x12\x1f\n" +
+	"\vexecutor_id\x18\x02 \x01(\fR\n" +
+	"executorId\x12\x1b\n" +
+	"\tclient_id\x18\x03 \x01(\fR\bclientId\x12\x19\n" +
+	"\bmodel_id\x18\x04 \x01(\tR\amodelId\x12#\n" +
+	"\rprompt_tokens\x18\x05 \x01(\rR\fpromptTokens\x12+\n" +
+	"\x11completion_tokens\x18\x06 \x01(\rR\x10completionTokens\x121\n" +
+	"\x15input_token_price_wei\x18\a \x01(\tR\x12inputTokenPriceWei\x123\n" +
+	"\x16output_token_price_wei\x18\b \x01(\tR\x13outputTokenPriceWei\x12&\n" +
+	"\x0fminimum_fee_wei\x18\t \x01(\tR\rminimumFeeWei\x12\x17\n" +
+	"\afee_wei\x18\n" +
+	" \x01(\tR\x06feeWei\x12\"\n" +
+	"\rstarted_at_ms\x18\v \x01(\x03R\vstartedAtMs\x12$\n" +
+	"\x0efinished_at_ms\x18\f \x01(\x03R\ffinishedAtMs\x12#\n" +
+	"\routput_sha256\x18\r \x01(\fR\foutputSha256\x12#\n" +
+	"\rfinish_reason\x18\x0e \x01(\tR\ffinishReason*\x91\x01\n" +
 	"\x10AnnouncementKind\x12!\n" +
 	"\x1dANNOUNCEMENT_KIND_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19ANNOUNCEMENT_KIND_INITIAL\x10\x01\x12\x1c\n" +
 	"\x18ANNOUNCEMENT_KIND_UPDATE\x10\x02\x12\x1d\n" +
-	"\x19ANNOUNCEMENT_KIND_REMOVAL\x10\x03*\xe9\x03\n" +
+	"\x19ANNOUNCEMENT_KIND_REMOVAL\x10\x03*\x88\x05\n" +
 	"\tErrorCode\x12\x1a\n" +
 	"\x16ERROR_CODE_UNSPECIFIED\x10\x00\x12!\n" +
 	"\x1cERROR_CODE_INVALID_SIGNATURE\x10\xe9\a\x12\x17\n" +
@@ -2051,7 +2821,12 @@ const file_lloom_proto_rawDesc = "" +
 	"\x18ERROR_CODE_WRONG_NETWORK\x10\xbc\x17\x12\x17\n" +
 	"\x12ERROR_CODE_TIMEOUT\x10\xa2\x1f\x12\x1c\n" +
 	"\x17ERROR_CODE_RATE_LIMITED\x10\xc2!\x12\x18\n" +
-	"\x13ERROR_CODE_INTERNAL\x10\x88'*\x89\x01\n" +
+	"\x13ERROR_CODE_INTERNAL\x10\x88'\x12 \n" +
+	"\x1bERROR_CODE_MODEL_NOT_SERVED\x10\xf1.\x12\x1a\n" +
+	"\x15ERROR_CODE_OVERLOADED\x10\xf2.\x12\x1e\n" +
+	"\x19ERROR_CODE_BACKEND_FAILED\x10\xf3.\x12\x1f\n" +
+	"\x1aERROR_CODE_INVALID_REQUEST\x10\xf4.\x12\x1e\n" +
+	"\x19ERROR_CODE_PRICE_TOO_HIGH\x10\xf5.*\x89\x01\n" +
 	"\x0eExecutorStatus\x12\x1f\n" +
 	"\x1bEXECUTOR_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17EXECUTOR_STATUS_HEALTHY\x10\x01\x12\x1e\n" +
@@ -2071,7 +2846,7 @@ func file_lloom_proto_rawDescGZIP() []byte {
 }
 
 var file_lloom_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_lloom_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_lloom_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_lloom_proto_goTypes = []any{
 	(AnnouncementKind)(0),     // 0: lloom.v1.AnnouncementKind
 	(ErrorCode)(0),            // 1: lloom.v1.ErrorCode
@@ -2096,7 +2871,15 @@ var file_lloom_proto_goTypes = []any{
 	(*ModelSummary)(nil),      // 20: lloom.v1.ModelSummary
 	(*ModelList)(nil),         // 21: lloom.v1.ModelList
 	(*Statistics)(nil),        // 22: lloom.v1.Statistics
-	nil,                       // 23: lloom.v1.ModelDescriptor.MetadataEntry
+	(*ChatMessage)(nil),       // 23: lloom.v1.ChatMessage
+	(*InferenceRequest)(nil),  // 24: lloom.v1.InferenceRequest
+	(*InferenceResponse)(nil), // 25: lloom.v1.InferenceResponse
+	(*InferenceChunk)(nil),    // 26: lloom.v1.InferenceChunk
+	(*Usage)(nil),             // 27: lloom.v1.Usage
+	(*InferenceDone)(nil),     // 28: lloom.v1.InferenceDone
+	(*InferenceError)(nil),    // 29: lloom.v1.InferenceError
+	(*Receipt)(nil),           // 30: lloom.v1.Receipt
+	nil,                       // 31: lloom.v1.ModelDescriptor.MetadataEntry
 }
 var file_lloom_proto_depIdxs = []int32{
 	0,  // 0: lloom.v1.Announcement.kind:type_name -> lloom.v1.AnnouncementKind
@@ -2105,7 +2888,7 @@ var file_lloom_proto_depIdxs = []int32{
 	7,  // 3: lloom.v1.Load.models:type_name -> lloom.v1.ModelLoad
 	9,  // 4: lloom.v1.ModelDescriptor.performance:type_name -> lloom.v1.Performance
 	10, // 5: lloom.v1.ModelDescriptor.pricing:type_name -> lloom.v1.Pricing
-	23, // 6: lloom.v1.ModelDescriptor.metadata:type_name -> lloom.v1.ModelDescriptor.MetadataEntry
+	31, // 6: lloom.v1.ModelDescriptor.metadata:type_name -> lloom.v1.ModelDescriptor.MetadataEntry
 	12, // 7: lloom.v1.QueryRequest.list_models:type_name -> lloom.v1.ListModelsQuery
 	13, // 8: lloom.v1.QueryRequest.find_model:type_name -> lloom.v1.FindModelQuery
 	14, // 9: lloom.v1.QueryRequest.executor_info:type_name -> lloom.v1.ExecutorInfoQuery
@@ -2120,11 +2903,17 @@ var file_lloom_proto_depIdxs = []int32{
 	18, // 18: lloom.v1.ExecutorList.executors:type_name -> lloom.v1.ExecutorEntry
 	20, // 19: lloom.v1.ModelList.models:type_name -> lloom.v1.ModelSummary
 	18, // 20: lloom.v1.ModelList.executors:type_name -> lloom.v1.ExecutorEntry
-	21, // [21:21] is the sub-list for method output_type
-	21, // [21:21] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	23, // 21: lloom.v1.InferenceRequest.messages:type_name -> lloom.v1.ChatMessage
+	26, // 22: lloom.v1.InferenceResponse.chunk:type_name -> lloom.v1.InferenceChunk
+	28, // 23: lloom.v1.InferenceResponse.done:type_name -> lloom.v1.InferenceDone
+	29, // 24: lloom.v1.InferenceResponse.error:type_name -> lloom.v1.InferenceError
+	27, // 25: lloom.v1.InferenceDone.usage:type_name -> lloom.v1.Usage
+	1,  // 26: lloom.v1.InferenceError.code:type_name -> lloom.v1.ErrorCode
+	27, // [27:27] is the sub-list for method output_type
+	27, // [27:27] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_lloom_proto_init() }
@@ -2147,13 +2936,19 @@ func file_lloom_proto_init() {
 		(*QueryResponse_Executors)(nil),
 		(*QueryResponse_Statistics)(nil),
 	}
+	file_lloom_proto_msgTypes[21].OneofWrappers = []any{}
+	file_lloom_proto_msgTypes[22].OneofWrappers = []any{
+		(*InferenceResponse_Chunk)(nil),
+		(*InferenceResponse_Done)(nil),
+		(*InferenceResponse_Error)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_lloom_proto_rawDesc), len(file_lloom_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   21,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
