@@ -27,11 +27,16 @@ var sentinels = []*protocol.Error{
 	protocol.ErrTimeout,
 	protocol.ErrRateLimited,
 	protocol.ErrInternal,
+	protocol.ErrModelNotServed,
+	protocol.ErrOverloaded,
+	protocol.ErrBackendFailed,
+	protocol.ErrInvalidRequest,
+	protocol.ErrPriceTooHigh,
 }
 
 // The numbers are the contract: they must never change.
 func TestSentinelCodes(t *testing.T) {
-	want := []int32{1001, 1003, 1004, 2001, 2002, 2003, 2005, 3001, 3002, 3003, 3004, 4002, 4290, 5000}
+	want := []int32{1001, 1003, 1004, 2001, 2002, 2003, 2005, 3001, 3002, 3003, 3004, 4002, 4290, 5000, 6001, 6002, 6003, 6004, 6005}
 	if len(sentinels) != len(want) {
 		t.Fatalf("%d sentinels, want %d", len(sentinels), len(want))
 	}

@@ -33,9 +33,10 @@ func invalid(format string, args ...any) *Error {
 	return Errorf(ErrInvalidRequest.Code, format, args...)
 }
 
-// CheckInferenceRequest checks what a request says on its own (6004, or
-// 3002 for a price limit that is not a number): the checks that need the
-// model's descriptor are CheckRequestForModel's.
+// CheckInferenceRequest checks what a request says on its own (6004,
+// including a price limit that is not a number, and a model id that is not
+// one); the checks that need the model's descriptor are
+// CheckRequestForModel's.
 func CheckInferenceRequest(r *pb.InferenceRequest) error {
 	if n := len(r.GetRequestId()); n != RequestIDSize {
 		return invalid("request_id of %d bytes, want %d", n, RequestIDSize)
@@ -154,6 +155,7 @@ func wei(v string) *big.Int {
 // SplitText cuts s into pieces of at most max bytes, never inside a UTF-8
 // code point, and none empty.
 func SplitText(s string, max int) []string {
+	max = maxInt(max, 1)
 	var out []string
 	for len(s) > max {
 		cut := max
@@ -170,4 +172,11 @@ func SplitText(s string, max int) []string {
 		out = append(out, s)
 	}
 	return out
+}
+
+func maxInt(a, b int) int {
+	if a > b {
+		return a
+	}
+	return b
 }

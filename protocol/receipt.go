@@ -97,12 +97,13 @@ func VerifyReceipt(raw []byte, want ReceiptClaim) (*VerifiedReceipt, error) {
 		"input_token_price_wei":  r.GetInputTokenPriceWei(),
 		"output_token_price_wei": r.GetOutputTokenPriceWei(),
 		"minimum_fee_wei":        r.GetMinimumFeeWei(),
-		"fee_wei":                r.GetFeeWei(),
 	} {
 		if err := CheckPrice(v); err != nil || v == "" || CanonicalWei(v) != v {
 			return bad("%s %q is not canonical decimal wei", name, truncate(v))
 		}
 	}
+	// A fee may exceed 78 digits (prices of 78 digits times 2^32 tokens);
+	// it must equal the recomputed fee, which is canonical.
 	fee := Fee(r.GetPromptTokens(), r.GetCompletionTokens(), r.GetInputTokenPriceWei(), r.GetOutputTokenPriceWei(), r.GetMinimumFeeWei())
 	if fee != r.GetFeeWei() {
 		return bad("fee_wei %s, but its own prices and usage make %s", r.GetFeeWei(), fee)
