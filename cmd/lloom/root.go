@@ -50,7 +50,8 @@ registry of who serves which model, at what price and load.
 One binary runs every role:
   lloom validator   keep the registry and answer queries
   lloom executor    serve models from your LLM backend, and announce them
-  lloom client      find models and executors; chat through the network`,
+  lloom client      find models and executors; chat through the network
+  lloom gateway     the whole network behind one OpenAI-compatible endpoint`,
 		SilenceErrors:     true,
 		SilenceUsage:      true,
 		PersistentPreRunE: a.setup,
@@ -73,6 +74,7 @@ One binary runs every role:
 		newValidatorCommand(a),
 		newExecutorCommand(a),
 		newClientCommand(a),
+		newGatewayCommand(a),
 		newKeygenCommand(a),
 		newVersionCommand(a),
 		newDebugCommand(a),
@@ -139,6 +141,7 @@ var cmdEnv = map[string]map[string]string{
 	"stats":           {"validator": "VALIDATOR_ADDRESS"},
 	"chat":            {"validator": "VALIDATOR_ADDRESS"},
 	"complete":        {"validator": "VALIDATOR_ADDRESS"},
+	"gateway":         {"validator": "VALIDATOR_ADDRESS", "listen": "LLOOM_GATEWAY_LISTEN", "api-key": "LLOOM_GATEWAY_API_KEY"},
 	"publish-invalid": {"validator": "VALIDATOR_ADDRESS"},
 }
 

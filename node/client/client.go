@@ -15,6 +15,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
+	ma "github.com/multiformats/go-multiaddr"
 	"github.com/rs/zerolog"
 
 	"github.com/lloom/lloom/node"
@@ -33,7 +34,9 @@ type Config struct {
 	Validators []node.BootstrapPeer
 	// Timeout bounds reaching the validators and each query.
 	Timeout time.Duration
-	Logger  zerolog.Logger
+	// Listen addresses; none makes a dial-only host.
+	Listen []ma.Multiaddr
+	Logger zerolog.Logger
 }
 
 // DefaultConfig returns the defaults; Validators must still be set.
@@ -77,7 +80,7 @@ func New(cfg Config) (*Client, error) {
 		}
 		cfg.Key = k
 	}
-	h, err := node.NewHost(node.HostConfig{Key: cfg.Key, UserAgent: "lloom-client", InferenceStreams: clientInferenceStreams})
+	h, err := node.NewHost(node.HostConfig{Key: cfg.Key, Listen: cfg.Listen, UserAgent: "lloom-client", InferenceStreams: clientInferenceStreams})
 	if err != nil {
 		return nil, err
 	}

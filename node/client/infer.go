@@ -49,6 +49,9 @@ type Request struct {
 	// FirstChunkTimeout bounds each attempt until its first frame (queue
 	// time at the executor included); 0 means DefaultFirstChunkTimeout.
 	FirstChunkTimeout time.Duration
+	// OnAttempt, if set, is called before each executor is tried, so that
+	// a caller streaming the answer knows whose text onText passes on.
+	OnAttempt func(x *Executor)
 }
 
 // DefaultFirstChunkTimeout bounds an attempt until the answer starts.
@@ -122,6 +125,9 @@ func (c *Client) InferOn(ctx context.Context, order []*Executor, req Request, on
 	ans.RequestID = wire.GetRequestId()
 	var last error
 	for _, x := range order[:min(len(order), MaxAttempts)] {
+		if req.OnAttempt != nil {
+			req.OnAttempt(x)
+		}
 		a := &attempt{c: c, x: x, req: wire, onText: onText, timeout: req.FirstChunkTimeout}
 		err := a.run(ctx)
 		ans.Attempts = append(ans.Attempts, Attempt{Executor: x.PeerID, Code: CodeOf(err), Err: err, RetryAfter: a.retryAfter})

@@ -1,0 +1,147 @@
+package gateway
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/lloom/lloom/node/client"
+	"github.com/lloom/lloom/protocol/pb"
+)
+
+// modelCache keeps the network's model list fresh in the background, so
+// that GET /v1/models never waits for the validators.
+type modelCache struct {
+	c       *client.Client
+	filters *pb.QueryFilters
+	log     zerolog.Logger
+	loaded  chan struct{} // closed after the first refresh, failed or not
+
+	mu     sync.Mutex
+	models []modelJSON // guarded by mu
+	at     time.Time   // guarded by mu: last successful refresh
+	err    error       // guarded by mu: last refresh's failure
+}
+
+func newModelCache(c *client.Client, filters *pb.QueryFilters, log zerolog.Logger) *modelCache {
+	return &modelCache{c: c, filters: filters, log: log, loaded: make(chan struct{})}
+}
+
+// modelJSON is one entry of OpenAI's model list, with lloom's counts.
+type modelJSON struct {
+	ID      string        `json:"id"`
+	Object  string        `json:"object"`
+	Created int64         `json:"created"`
+	OwnedBy string        `json:"owned_by"`
+	Lloom   modelCountsJS `json:"lloom"`
+}
+
+type modelCountsJS struct {
+	Executors  int `json:"executors"`
+	Healthy    int `json:"healthy"`
+	Overloaded int `json:"overloaded"`
+}
+
+func (m *modelCache) run(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		m.refresh(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (m *modelCache) refresh(ctx context.Context) {
+	defer func() {
+		select {
+		case <-m.loaded:
+		default:
+			close(m.loaded)
+		}
+	}()
+	res, err := m.c.ListModels(ctx, proto.Clone(m.filters).(*pb.QueryFilters))
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err != nil {
+		if ctx.Err() == nil && m.err == nil {
+			m.log.Warn().Err(err).Msg("Model list not refreshed; serving the last one")
+		}
+		m.err = err
+		return
+	}
+	if m.err != nil {
+		m.log.Info().Msg("Model list refreshed again")
+	}
+	m.err, m.at = nil, time.Now()
+	m.models = m.models[:0]
+	for _, model := range res.Models {
+		e := modelJSON{ID: model.ID, Object: "model", OwnedBy: "lloom"}
+		for _, x := range model.Executors {
+			if x.Status == pb.ExecutorStatus_EXECUTOR_STATUS_STALE || !x.Model.GetAvailable() {
+				continue
+			}
+			e.Lloom.Executors++
+			if x.Status == pb.ExecutorStatus_EXECUTOR_STATUS_OVERLOADED {
+				e.Lloom.Overloaded++
+			} else {
+				e.Lloom.Healthy++
+			}
+			if c := x.Announcement.GetIssuedAtMs() / 1000; e.Created == 0 || c < e.Created {
+				e.Created = c
+			}
+		}
+		if e.Lloom.Executors > 0 {
+			m.models = append(m.models, e)
+		}
+	}
+}
+
+// list waits for the first refresh (bounded by ctx), then returns the copy.
+func (m *modelCache) list(ctx context.Context) ([]modelJSON, error) {
+	select {
+	case <-m.loaded:
+	case <-ctx.Done():
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.at.IsZero() && m.err != nil {
+		return nil, m.err
+	}
+	return append([]modelJSON(nil), m.models...), nil
+}
+
+func (g *Gateway) listModels(w http.ResponseWriter, r *http.Request) {
+	ms, err := g.models.list(r.Context())
+	if err != nil {
+		writeError(w, http.StatusBadGateway, "api_error", "validators_unreachable", "no validator answered: "+err.Error())
+		return
+	}
+	if ms == nil {
+		ms = []modelJSON{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": ms})
+}
+
+func (g *Gateway) getModel(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("model")
+	ms, err := g.models.list(r.Context())
+	if err != nil {
+		writeError(w, http.StatusBadGateway, "api_error", "validators_unreachable", "no validator answered: "+err.Error())
+		return
+	}
+	for _, m := range ms {
+		if m.ID == id {
+			writeJSON(w, http.StatusOK, m)
+			return
+		}
+	}
+	writeError(w, http.StatusNotFound, "invalid_request_error", "model_not_found", "The model `"+id+"` does not exist or no executor serves it now")
+}
