@@ -106,7 +106,18 @@ func (t *Tracer) Graft(peer.ID, string)                    {}
 func (t *Tracer) Prune(peer.ID, string)                    {}
 func (t *Tracer) ValidateMessage(*pubsub.Message)          {}
 func (t *Tracer) DeliverMessage(*pubsub.Message)           {}
-func (t *Tracer) RejectMessage(*pubsub.Message, string)    {}
 func (t *Tracer) DuplicateMessage(*pubsub.Message)         {}
 func (t *Tracer) RecvRPC(*pubsub.RPC)                      {}
 func (t *Tracer) SendRPC(*pubsub.RPC, peer.ID)             {}
+
+// RejectMessage counts the messages the router dropped before validation:
+// the validation queue was full, or validation was throttled. (Messages
+// our validator rejected are counted by the validator itself.)
+func (t *Tracer) RejectMessage(_ *pubsub.Message, reason string) {
+	switch reason {
+	case pubsub.RejectValidationQueueFull:
+		t.queueFull.Add(1)
+	case pubsub.RejectValidationThrottled:
+		t.validationThrottled.Add(1)
+	}
+}

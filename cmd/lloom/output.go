@@ -145,6 +145,7 @@ func statsFields(s *pb.Statistics) map[string]any {
 		"heartbeats_accepted":    s.GetHeartbeatsAccepted(),
 		"messages_rejected":      s.GetMessagesRejected(),
 		"messages_ignored":       s.GetMessagesIgnored(),
+		"messages_dropped":       s.GetMessagesDropped(),
 		"uptime_seconds":         s.GetUptimeSeconds(),
 		"executors_removed":      s.GetExecutorsRemoved(),
 		"announcements_pulled":   s.GetAnnouncementsPulled(),
@@ -230,12 +231,12 @@ func printModel(w io.Writer, res *client.ModelResult) {
 
 func printStats(w io.Writer, res *client.StatsResult) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "VALIDATOR\tEXECUTORS\tHEALTHY\tOVERLOADED\tSTALE\tMODELS\tANNOUNCEMENTS\tHEARTBEATS\tREJECTED\tIGNORED\tUPTIME")
+	fmt.Fprintln(tw, "VALIDATOR\tEXECUTORS\tHEALTHY\tOVERLOADED\tSTALE\tMODELS\tANNOUNCEMENTS\tHEARTBEATS\tREJECTED\tIGNORED\tDROPPED\tUPTIME")
 	for _, v := range res.Validators {
 		s := v.Stats
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", v.Validator, s.GetExecutors(), s.GetHealthy(),
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", v.Validator, s.GetExecutors(), s.GetHealthy(),
 			s.GetOverloaded(), s.GetStale(), s.GetModels(), s.GetAnnouncementsAccepted(), s.GetHeartbeatsAccepted(),
-			s.GetMessagesRejected(), s.GetMessagesIgnored(), time.Duration(s.GetUptimeSeconds())*time.Second)
+			s.GetMessagesRejected(), s.GetMessagesIgnored(), s.GetMessagesDropped(), time.Duration(s.GetUptimeSeconds())*time.Second)
 	}
 	tw.Flush()
 }

@@ -67,6 +67,10 @@ func (v *Validator) fillCounters(st *pb.Statistics, now time.Time) {
 	st.MessagesIgnored = v.ignored.Load()
 	st.AnnouncementsPulled = v.pulled.Load()
 	st.QueriesServed = v.queries.Load()
+	if v.gossip != nil {
+		d := v.gossip.Tracer.Dropped()
+		st.MessagesDropped = d.ValidationQueueFull + d.ValidationThrottled
+	}
 	st.UptimeSeconds = uint64(max(now.Sub(v.started), 0) / time.Second)
 }
 

@@ -1766,8 +1766,11 @@ type Statistics struct {
 	AnnouncementsPulled   uint64                 `protobuf:"varint,12,opt,name=announcements_pulled,json=announcementsPulled,proto3" json:"announcements_pulled,omitempty"`
 	QueriesServed         uint64                 `protobuf:"varint,13,opt,name=queries_served,json=queriesServed,proto3" json:"queries_served,omitempty"`
 	MaxExecutors          uint64                 `protobuf:"varint,14,opt,name=max_executors,json=maxExecutors,proto3" json:"max_executors,omitempty"`
-	unknownFields         protoimpl.UnknownFields
-	sizeCache             protoimpl.SizeCache
+	// Messages GossipSub dropped before validation: the validation queue
+	// was full, or validation was throttled.
+	MessagesDropped uint64 `protobuf:"varint,15,opt,name=messages_dropped,json=messagesDropped,proto3" json:"messages_dropped,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Statistics) Reset() {
@@ -1894,6 +1897,13 @@ func (x *Statistics) GetQueriesServed() uint64 {
 func (x *Statistics) GetMaxExecutors() uint64 {
 	if x != nil {
 		return x.MaxExecutors
+	}
+	return 0
+}
+
+func (x *Statistics) GetMessagesDropped() uint64 {
+	if x != nil {
+		return x.MessagesDropped
 	}
 	return 0
 }
@@ -2719,7 +2729,7 @@ const file_lloom_proto_rawDesc = "" +
 	"\fexecutor_ids\x18\x06 \x03(\fR\vexecutorIds\"r\n" +
 	"\tModelList\x12.\n" +
 	"\x06models\x18\x01 \x03(\v2\x16.lloom.v1.ModelSummaryR\x06models\x125\n" +
-	"\texecutors\x18\x02 \x03(\v2\x17.lloom.v1.ExecutorEntryR\texecutors\"\xa5\x04\n" +
+	"\texecutors\x18\x02 \x03(\v2\x17.lloom.v1.ExecutorEntryR\texecutors\"\xd0\x04\n" +
 	"\n" +
 	"Statistics\x12\x1c\n" +
 	"\texecutors\x18\x01 \x01(\x04R\texecutors\x12\x18\n" +
@@ -2738,7 +2748,8 @@ const file_lloom_proto_rawDesc = "" +
 	"\x11executors_removed\x18\v \x01(\x04R\x10executorsRemoved\x121\n" +
 	"\x14announcements_pulled\x18\f \x01(\x04R\x13announcementsPulled\x12%\n" +
 	"\x0equeries_served\x18\r \x01(\x04R\rqueriesServed\x12#\n" +
-	"\rmax_executors\x18\x0e \x01(\x04R\fmaxExecutors\";\n" +
+	"\rmax_executors\x18\x0e \x01(\x04R\fmaxExecutors\x12)\n" +
+	"\x10messages_dropped\x18\x0f \x01(\x04R\x0fmessagesDropped\";\n" +
 	"\vChatMessage\x12\x12\n" +
 	"\x04role\x18\x01 \x01(\tR\x04role\x12\x18\n" +
 	"\acontent\x18\x02 \x01(\tR\acontent\"\x97\x04\n" +

@@ -103,7 +103,7 @@ func checkStatsShape(t *testing.T, stdout string) {
 	checkKeys(t, "client stats", top, jsonKinds{
 		"executors": "number", "healthy": "number", "overloaded": "number", "stale": "number", "models": "number",
 		"announcements_accepted": "number", "heartbeats_accepted": "number", "messages_rejected": "number",
-		"messages_ignored": "number", "uptime_seconds": "number",
+		"messages_ignored": "number", "messages_dropped": "number", "uptime_seconds": "number",
 	})
 }
 
