@@ -12,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/lloom/lloom/pkg/registry"
 	lp "github.com/lloom/lloom/protocol"
 	"github.com/lloom/lloom/protocol/pb"
 )
@@ -143,7 +144,7 @@ func compareLoad(a, b *Executor) int {
 	}
 	au, bu := uint64(a.Active)+uint64(a.Queued), uint64(b.Active)+uint64(b.Queued)
 	ac, bc := uint64(max(a.Capacity, 1)), uint64(max(b.Capacity, 1))
-	if c := cmp.Compare(au*bc, bu*ac); c != 0 {
+	if c := registry.CompareProducts(au, bc, bu, ac); c != 0 {
 		return c
 	}
 	if c := cmp.Compare(au, bu); c != 0 {

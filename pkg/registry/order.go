@@ -124,7 +124,7 @@ func compareLoad(a, b candidate) int {
 		}
 		return 1
 	}
-	if c := cmpMul(a.used, b.cap, b.used, a.cap); c != 0 {
+	if c := CompareProducts(a.used, b.cap, b.used, a.cap); c != 0 {
 		return c
 	}
 	switch {
@@ -140,8 +140,9 @@ func compareLoad(a, b candidate) int {
 	return 0
 }
 
-// cmpMul compares x1*y1 with x2*y2 without overflow.
-func cmpMul(x1, y1, x2, y2 uint64) int {
+// CompareProducts compares x1*y1 with x2*y2 without overflow (128-bit
+// products), as -1, 0 or 1.
+func CompareProducts(x1, y1, x2, y2 uint64) int {
 	h1, l1 := bits.Mul64(x1, y1)
 	h2, l2 := bits.Mul64(x2, y2)
 	switch {
