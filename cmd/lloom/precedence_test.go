@@ -2,41 +2,22 @@ package main
 
 import (
 	"errors"
+	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/spf13/pflag"
-
-	"github.com/lloom/lloom/pkg/config"
 )
 
 // Flags override environment variables, which override the config file,
-// which overrides the defaults.
+// which overrides the defaults. The test goes through the root command's
+// own setup, as a user's command line does.
 func TestPrecedence(t *testing.T) {
-	fs := pflag.NewFlagSet("executor", pflag.ContinueOnError)
-	var (
-		network, validator, level string
-		interval                  time.Duration
-		listen                    []string
-	)
-	fs.StringVar(&network, "network", "lloom", "")
-	fs.StringVar(&validator, "validator", "", "")
-	fs.StringVar(&level, "log-level", "info", "")
-	fs.StringSliceVar(&listen, "listen", nil, "")
-	durationVar(fs, &interval, "heartbeat-interval", 10*time.Second, "")
-	if err := fs.Parse([]string{"--network", "from-flag"}); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("LLOOM_NETWORK", "from-env")
-	t.Setenv("VALIDATOR_ADDRESS", "127.0.0.1:1111")
-	if err := applyEnv(fs, globalEnv); err != nil {
-		t.Fatal(err)
-	}
-	if err := applyEnv(fs, cmdEnv["executor"]); err != nil {
-		t.Fatal(err)
-	}
-	f, err := config.Parse([]byte(`
+	file := filepath.Join(t.TempDir(), "executor.toml")
+	if err := os.WriteFile(file, []byte(`
 [node]
 network = "from-file"
 validators = ["127.0.0.1:2222"]
@@ -44,19 +25,31 @@ log_level = "debug"
 listen = ["/ip4/127.0.0.1/tcp/1", "/ip4/127.0.0.1/tcp/2"]
 [executor]
 heartbeat_interval = 5
-`))
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("LLOOM_NETWORK", "from-env")
+	t.Setenv("VALIDATOR_ADDRESS", "127.0.0.1:1111")
+	t.Setenv("LLOOM_CONFIG", file)
+	root := newRootCommand(io.Discard, io.Discard)
+	cmd, args, err := root.Find([]string{"executor", "--network", "from-flag"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := applyFile(fs, f); err != nil {
+	if err := cmd.ParseFlags(args); err != nil {
 		t.Fatal(err)
 	}
+	if err := root.PersistentPreRunE(cmd, nil); err != nil {
+		t.Fatalf("setup: %v", err)
+	}
+	flag := func(name string) string { return cmd.Flags().Lookup(name).Value.String() }
 	for _, c := range []struct{ name, got, want string }{
-		{"network (flag over env and file)", network, "from-flag"},
-		{"validator (env over file)", validator, "127.0.0.1:1111"},
-		{"log level (file over default)", level, "debug"},
-		{"heartbeat interval (file, seconds)", interval.String(), "5s"},
-		{"listen (file list)", strings.Join(listen, ","), "/ip4/127.0.0.1/tcp/1,/ip4/127.0.0.1/tcp/2"},
+		{"network (flag over env and file)", flag("network"), "from-flag"},
+		{"validator (env over file)", flag("validator"), "127.0.0.1:1111"},
+		{"log level (file over default)", flag("log-level"), "debug"},
+		{"heartbeat interval (file, seconds)", flag("heartbeat-interval"), "5s"},
+		{"listen (file list)", flag("listen"), "[/ip4/127.0.0.1/tcp/1,/ip4/127.0.0.1/tcp/2]"},
+		{"port (default, nothing set it)", flag("port"), "0"},
 	} {
 		if c.got != c.want {
 			t.Errorf("%s: %q, want %q", c.name, c.got, c.want)
