@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A step-by-step walkthrough of lloom's model announcements: build, a
 # validator, an executor, discovery and queries, updates at runtime, load,
-# the logs, shutdown, then the full end-to-end suite. On a terminal it
+# the logs, chat, shutdown, then the full end-to-end suite. On a terminal it
 # pauses for Enter between steps; with stdin not a terminal it runs
 # straight through.
 #
@@ -82,7 +82,9 @@ show() {
 # client VAR=VALUE…: runs the client script with those variables, as an
 # operator would type it.
 client() {
-	printf '%s$ %s VALIDATOR_ADDRESS=127.0.0.1:%s ./.devops/client/run-client-local.sh%s\n' "$DIM" "$*" "$PORT" "$RESET"
+	local kv shown=()
+	for kv in "$@"; do shown+=("${kv%%=*}=$(quoted "${kv#*=}")"); done
+	printf '%s$ %s VALIDATOR_ADDRESS=127.0.0.1:%s ./.devops/client/run-client-local.sh%s\n' "$DIM" "${shown[*]}" "$PORT" "$RESET"
 	env "$@" VALIDATOR_ADDRESS="127.0.0.1:$PORT" "$LLOOM_ROOT/.devops/client/run-client-local.sh" ||
 		printf '%s(exit status %d)%s\n' "$DIM" "$?" "$RESET"
 }
@@ -226,6 +228,21 @@ say "A misbehaving peer's message is refused with its error code:"
 show "$LLOOM" debug publish-invalid --validator "127.0.0.1:$PORT" --kind forged-signature
 wait_for 5 grep -q 'Rejected message' "$DEMO/validator.log" || true
 show grep 'Rejected message' "$DEMO/validator.log"
+pause
+
+# ----------------------------------------------------------------------
+step "Chat through the network"
+say "These executors run announce-only: no --backend-url, so they answer a chat"
+say "request with code 6003; the client tries each, then reports the code."
+client CHAT_MODEL=gpt-4 CHAT_PROMPT="Why is the sky blue?"
+echo
+say "Given an OpenAI-compatible engine (BACKEND_URL=http://127.0.0.1:11434/v1 for"
+say "Ollama), an executor serves the models it lists and streams real answers,"
+say "each with a signed receipt. To see it end to end with a test engine (Ollama"
+say "built from the Go module proxy, a tiny generated model; minutes the first"
+say "time), run:"
+say "  CLIENT_MODE=chat ./scripts/run-system-with-announcements.sh"
+say "or, with no engine at all: go run ./examples/chat"
 pause
 
 # ----------------------------------------------------------------------

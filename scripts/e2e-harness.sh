@@ -125,7 +125,51 @@ cleanup() {
 		stop "$name" TERM
 		if [[ $STOP_RC == running ]]; then kill -KILL "${PID[$name]}" 2>/dev/null || true; fi
 	done
+	engine_stop
 	return 0
+}
+
+# ------------------------------------------------------ the test engine
+
+ENGINE_URL=""
+ENGINE_MODEL=""
+ENGINE_STARTED=false
+
+# engine SUBCOMMAND: scripts/ollama-test-engine.sh with its state in the
+# run directory, apart from any engine a user runs.
+engine() { LLOOM_OLLAMA_DIR="$DIR/ollama" "$LLOOM_ROOT/scripts/ollama-test-engine.sh" "$@"; }
+
+# c_engine: builds the test engine if needed (minutes, the first time) and
+# starts it; sets ENGINE_URL and ENGINE_MODEL.
+c_engine() {
+	local pid rc=0 bin i
+	engine build >"$DIR/engine.bin" 2>"$DIR/engine.err" &
+	pid=$!
+	for ((i = 0; i < 30; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		printf '      (building Ollama v0.6.5 for the test engine: about 4 minutes the first time)\n'
+	fi
+	wait "$pid" || rc=$?
+	bin="$(tail -n 1 "$DIR/engine.bin")"
+	WHY="scripts/ollama-test-engine.sh build: exit $rc: $(tail -n 5 "$DIR/engine.err")"
+	[[ $rc == 0 && -x $bin ]] || return 1
+	ENGINE_STARTED=true
+	rc=0
+	LLOOM_OLLAMA_BIN="$bin" engine start >"$DIR/engine.env" 2>>"$DIR/engine.err" || rc=$?
+	ENGINE_URL="$(sed -n 's/^OLLAMA_URL=//p' "$DIR/engine.env")"
+	ENGINE_MODEL="$(sed -n 's/^OLLAMA_MODEL=//p' "$DIR/engine.env")"
+	WHY="scripts/ollama-test-engine.sh start: exit $rc: $(tail -n 5 "$DIR/engine.err")"
+	[[ $rc == 0 && -n $ENGINE_URL && -n $ENGINE_MODEL ]]
+}
+
+engine_stop() {
+	if [[ $ENGINE_STARTED == true ]]; then
+		engine stop >/dev/null 2>&1 || true
+		ENGINE_STARTED=false
+	fi
 }
 
 on_exit() {
@@ -139,6 +183,7 @@ on_exit() {
 		cleanup
 	elif [[ -n $DIR ]]; then
 		printf 'Processes and logs kept in %s\n' "$DIR"
+		[[ $ENGINE_STARTED == true ]] && printf 'Stop the test engine with: LLOOM_OLLAMA_DIR=%s scripts/ollama-test-engine.sh stop\n' "$DIR/ollama"
 	fi
 	printf '%d passed, %d failed\n' "$PASSED" "$FAILED"
 	exit 1
@@ -223,7 +268,15 @@ stat_of() { # VALIDATOR FIELD: prints a statistic (or -1)
 
 write_py() {
 	cat >"$DIR/e2e.py" <<'EOF'
-import datetime, json, sys
+import datetime, hashlib, json, sys
+
+def sha256(text):
+    """Hex SHA-256 of the UTF-8 bytes of text."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+def codes(d):
+    """The error codes of an answer's attempts, in order."""
+    return [a.get("error_code") for a in d.get("attempts", [])]
 
 def peers(d):
     """Peer ids of a query result, in the order given."""

@@ -6,6 +6,9 @@
 #   CLEANUP_ON_EXIT  false: keep the processes and logs for debugging (true)
 #   LOG_LEVEL        every node's log level, e.g. debug               (info)
 #   LLOOM_BIN        test this binary instead of building ./lloom
+#   LLOOM_OLLAMA_BIN the test engine's Ollama binary; without it the suite
+#                    builds one (scripts/ollama-test-engine.sh build: about
+#                    4 minutes the first time, cached after)
 #
 # It prints a ✓ or ✗ line per check and ends with one line
 # "N passed, M failed"; the exit status is 0 only when nothing failed.
@@ -52,7 +55,7 @@ if version="$("$LLOOM" version 2>&1)"; then
 else
 	fail "lloom runs" "$version"
 fi
-for n in va vb e1 e2 e3 e4 l1 l2 l3; do keygen "$n"; done
+for n in va vb e1 e2 e3 e4 l1 l2 l3 i1; do keygen "$n"; done
 
 PA="$(free_port)"
 start_validator va "$PA"
@@ -403,6 +406,117 @@ else
 fi
 
 # ------------------------------------------------------------------------
+group "Inference"
+
+# A real engine: Ollama v0.6.5 serving a tiny model the project generates
+# (random weights: gibberish, but real tokens, sampling and stop strings).
+T_ENGINE=$SECONDS
+expect "the test engine starts (Ollama v0.6.5 with the generated model, scripts/ollama-test-engine.sh)" 0 c_engine
+M="$ENGINE_MODEL"
+if [[ $OK == true ]]; then
+	printf '      (%s at %s, ready after %ss)\n' "$M" "$ENGINE_URL" "$((SECONDS - T_ENGINE))"
+	start_executor i1 "$VA" --backend-url "$ENGINE_URL" --capacity 2
+	I1=${PEER[i1]}
+	expect "an executor with --backend-url and no models announces what the backend lists (capacity 2, available)" "$WAIT" \
+		c_query "$VA" "$M" "peers(d) == ['$I1'] and ex(d, '$I1')['available'] and ex(d, '$I1')['capacity'] == 2"
+	expect "…and logs the backend's list ('Backend's model list changed')" 0 \
+		c_log "$DIR/i1.log" "Backend's model list changed" "models~$M"
+
+	c_chat_json() {
+		cli "$VA" chat "$M" "Why is the sky blue?" --json --max-tokens 8
+		WHY="client chat $M --json --max-tokens 8: exit $RC; $(short "$OUT" 500) $(short "$ERR" 200)"
+		[[ $RC == 0 ]] && jtrue "$OUT" "d['complete'] and d['executor'] == '$I1' and d['model_id'] == '$M'
+			and d['receipt']['verified'] and d['receipt']['executor'] == '$I1'
+			and d['usage']['completion_tokens'] == 8 and d['receipt']['completion_tokens'] == 8
+			and d['usage']['prompt_tokens'] == d['receipt']['prompt_tokens'] > 0
+			and d['finish_reason'] == 'length' and d['text'] != '' and d['receipt']['output_sha256'] == sha256(d['text'])
+			and codes(d) == [0] and 0 < d['ttft_ms'] <= d['duration_ms']"
+	}
+	expect "client chat --json through the real engine: complete, receipt verified, usage 8 tokens (--max-tokens 8), exit 0" 0 c_chat_json
+
+	c_chat_stream() {
+		cli "$VA" chat "$M" "Why is the sky blue?" --max-tokens 5
+		WHY="client chat $M --max-tokens 5: exit $RC; stdout: $(short "$OUT" 200); stderr: $(short "$ERR" 300)"
+		[[ $RC == 0 && -n ${OUT// /} && $(wc -l <<<"$ERR") == 1 ]] &&
+			grep -Eq "^executor $I1 · [0-9]+\+5 tokens · fee 0 wei · first token [0-9.]+m?s · [0-9.]+m?s · receipt verified$" <<<"$ERR"
+	}
+	expect "client chat without --json: the answer on stdout, one summary line on stderr (executor, tokens, fee, first token)" 0 c_chat_stream
+
+	c_complete() {
+		cli "$VA" complete "$M" "Once upon a time" --json --max-tokens 6
+		WHY="client complete $M: exit $RC; $(short "$OUT" 400) $(short "$ERR" 200)"
+		[[ $RC == 0 ]] && jtrue "$OUT" "d['complete'] and d['receipt']['verified'] and d['usage']['completion_tokens'] == 6 and d['text'] != ''"
+	}
+	expect "client complete (a text completion): complete, verified, 6 tokens" 0 c_complete
+
+	c_stdin() {
+		cli "$VA" chat "$M" --system "Be brief" --json --max-tokens 4 <<<"Summarise this"
+		WHY="echo Summarise this | client chat $M --system 'Be brief': exit $RC; $(short "$OUT" 400) $(short "$ERR" 200)"
+		[[ $RC == 0 ]] && jtrue "$OUT" "d['complete'] and d['receipt']['verified'] and d['usage']['completion_tokens'] == 4"
+	}
+	expect "client chat reads the prompt from standard input (with --system)" 0 c_stdin
+
+	# chat_text ARGS…: the text of a complete 8-token answer, or "".
+	chat_text() {
+		cli "$VA" chat "$M" "Why is the sky blue?" --json --max-tokens 8 "$@"
+		if [[ $RC == 0 ]]; then jget "$OUT" "d['text'] if d['complete'] else ''"; fi
+	}
+	c_seed() {
+		local a b c
+		a="$(chat_text --temperature 1 --seed 7)" b="$(chat_text --temperature 1 --seed 7)" c="$(chat_text --temperature 1 --seed 8)"
+		WHY="seed 7: '$a'; seed 7 again: '$b'; seed 8: '$c'"
+		[[ -n $a && $a == "$b" && $a != "$c" ]]
+	}
+	expect "--seed and --temperature reach the engine: the same seed gives the same answer, another seed another" 0 c_seed
+
+	c_stop() {
+		local full word want got finish
+		full="$(chat_text --temperature 0)"
+		word="$(awk '{print $4}' <<<"$full")"
+		want="${full%%" $word"*}"
+		cli "$VA" chat "$M" "Why is the sky blue?" --json --max-tokens 8 --temperature 0 --stop " $word"
+		got="$(jget "$OUT" "d['text']")" finish="$(jget "$OUT" "d['finish_reason']")"
+		WHY="answer '$full'; with --stop ' $word': exit $RC, '$got', finish $finish; want '$want', stop"
+		[[ -n $word && $RC == 0 && $got == "$want" && $finish == stop ]]
+	}
+	expect "--stop reaches the engine: the answer ends before the stop text, finish_reason stop" 0 c_stop
+else
+	for what in "an executor with --backend-url announces what the backend lists" "client chat --json through the real engine" \
+		"client chat without --json" "client complete" "client chat from standard input" "--seed and --temperature reach the engine" \
+		"--stop reaches the engine"; do
+		fail "$what" "needs the test engine"
+	done
+fi
+
+c_announce_only() {
+	cli "$VA" chat qwen2.5:7b "hello" --json
+	WHY="client chat qwen2.5:7b (announce-only executor 1): exit $RC; $(short "$OUT" 400) stderr: $(short "$ERR" 300)"
+	[[ $RC != 0 && $(wc -l <<<"$ERR") == 1 && $ERR == "lloom: "*"(code 6003)"* ]] &&
+		jtrue "$OUT" "not d['complete'] and d['error_code'] == 6003 and codes(d) == [6003]
+			and d['attempts'][0]['executor'] == '$E1' and d['receipt'] is None"
+}
+expect "an announce-only executor's model answers 6003: attempts say so, one line naming the code, exit non-zero" 0 c_announce_only
+
+c_nobody() {
+	cli "$VA" chat no-such-model:1b "hello"
+	WHY="client chat no-such-model:1b: exit $RC; stdout $(short "$OUT" 100); stderr: $(short "$ERR" 300)"
+	[[ $RC != 0 && -z $OUT && $(wc -l <<<"$ERR") == 1 && $ERR == *'no executor serves the model "no-such-model:1b"'* ]]
+}
+expect "a model nobody serves: exit non-zero, one line 'no executor serves the model …'" 0 c_nobody
+
+c_bad_sampling() {
+	local args rc err
+	for args in "--temperature 3" "--top-p 0" "--max-tokens 0"; do
+		rc=0
+		# shellcheck disable=SC2086 # the flag and its value, split
+		err="$("$LLOOM" client chat some-model hello $args --validator "$VA" 2>&1 >/dev/null)" || rc=$?
+		WHY="lloom client chat some-model hello $args: exit $rc, stderr: $err"
+		[[ $rc == 2 && $(wc -l <<<"$err") == 1 && $err == "lloom: $args:"* ]] || return 1
+	done
+}
+expect "bad sampling values (--temperature 3, --top-p 0, --max-tokens 0) are usage errors: exit 2, one line naming the flag" 0 c_bad_sampling
+
+# ------------------------------------------------------------------------
 group "Shutdown"
 
 stop e2 TERM
@@ -431,6 +545,7 @@ if [[ $CLEANUP_ON_EXIT == true ]]; then
 			if [[ $STOP_RC == running ]]; then kill -KILL "${PID[$name]}" 2>/dev/null || true; fi
 		fi
 	done
+	engine_stop
 	if [[ -z $bad ]]; then
 		pass "every node still running exits 0 on SIGTERM"
 	else
@@ -449,6 +564,9 @@ else
 		if [[ $name == v* ]]; then vals+=" ${PID[$name]}"; else execs+=" ${PID[$name]}"; fi
 	done
 	printf 'Validator A: %s\nValidator B: %s\n' "$VA" "$VB"
+	if [[ $ENGINE_STARTED == true ]]; then
+		printf 'Test engine: %s; stop it with: LLOOM_OLLAMA_DIR=%s scripts/ollama-test-engine.sh stop\n' "$ENGINE_URL" "$DIR/ollama"
+	fi
 	printf 'Stop them with: kill%s; then, once they have exited: kill%s\n' "$execs" "$vals"
 fi
 printf 'Finished in %ss\n' "$((SECONDS - START))"

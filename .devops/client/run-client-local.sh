@@ -5,6 +5,10 @@
 #   LIST_MODELS        true: every model, stale executors included    (false)
 #   QUERY_MODEL        a model id: its executors, least loaded first  ("")
 #   SHOW_STATS         true: the validator's counts                   (false)
+#   CHAT_MODEL         a model id: send CHAT_PROMPT to it through the network
+#                      and stream the answer                          ("")
+#   CHAT_PROMPT        the prompt of CHAT_MODEL                ("Why is the sky blue?")
+#   CHAT_MAX_TOKENS    most tokens the answer may have       (the backend's limit)
 #   VALIDATOR_ADDRESS  validators, comma-separated: host:port or full
 #                      multiaddr                                  ("127.0.0.1:8080")
 #   TEST_TIMEOUT       seconds to reach the validators and get each answer (30)
@@ -26,12 +30,16 @@ Set one or more of:
   LIST_MODELS=true       every model, stale executors included
   QUERY_MODEL=gpt-4      the executors serving a model, least loaded first
   SHOW_STATS=true        the validator's counts
+  CHAT_MODEL=llama3.2:3b send CHAT_PROMPT ("Why is the sky blue?") to that
+                         model through the network and stream the answer
+                         (CHAT_MAX_TOKENS caps its length)
 
 and optionally VALIDATOR_ADDRESS (127.0.0.1:8080), TEST_TIMEOUT (30 seconds),
 OUTPUT_JSON (false), LOG_LEVEL (info). For example:
 
   DISCOVER_MODELS=true ./.devops/client/run-client-local.sh
   QUERY_MODEL=gpt-4 VALIDATOR_ADDRESS=127.0.0.1:9090 ./.devops/client/run-client-local.sh
+  CHAT_MODEL=llama3.2:3b CHAT_PROMPT="Say hello" ./.devops/client/run-client-local.sh
 EOF
 }
 
@@ -40,13 +48,20 @@ list="$(bool_value LIST_MODELS false)"
 stats="$(bool_value SHOW_STATS false)"
 json="$(bool_value OUTPUT_JSON false)"
 query="${QUERY_MODEL:-}"
+chat="${CHAT_MODEL:-}"
+prompt="${CHAT_PROMPT:-Why is the sky blue?}"
+max_tokens="${CHAT_MAX_TOKENS:-}"
 timeout="$(seconds_value TEST_TIMEOUT 30)"
+if [[ -n $max_tokens && (! $max_tokens =~ ^[0-9]+$ || $((10#$max_tokens)) == 0) ]]; then
+	die "CHAT_MAX_TOKENS=\"$max_tokens\": want a positive whole number"
+fi
 
 commands=()
 [[ $discover == true ]] && commands+=(discover)
 [[ $list == true ]] && commands+=(list)
 [[ -n $query ]] && commands+=(query)
 [[ $stats == true ]] && commands+=(stats)
+[[ -n $chat ]] && commands+=(chat)
 if ((${#commands[@]} == 0)); then
 	usage
 	exit 0
@@ -61,7 +76,13 @@ common=(--validator "$validators" --timeout "${timeout}s" --log-level "${LOG_LEV
 last=$((${#commands[@]} - 1))
 for i in "${!commands[@]}"; do
 	cmd=(client "${commands[$i]}")
-	[[ ${commands[$i]} == query ]] && cmd+=("$query")
+	case ${commands[$i]} in
+	query) cmd+=("$query") ;;
+	chat)
+		cmd+=("$chat" "$prompt")
+		[[ -n $max_tokens ]] && cmd+=(--max-tokens "$max_tokens")
+		;;
+	esac
 	cmd+=("${common[@]}")
 	if ((i == last)); then
 		exec "$LLOOM" "${cmd[@]}"

@@ -8,8 +8,16 @@
 #                       multiaddr                                   ("127.0.0.1:8080")
 #   ANNOUNCE_MODELS     announce models and send heartbeats          (true)
 #   HEARTBEAT_INTERVAL  seconds between heartbeats                   (10)
-#   CONFIG_FILE         models, in TOML ("" for none)  (.devops/executor/executor.toml)
+#   CONFIG_FILE         models, in TOML ("" for none)
+#                       (.devops/executor/executor.toml; none with BACKEND_URL)
 #   EXECUTOR_MODELS     more model ids with default settings, comma-separated
+#   BACKEND_URL         your LLM engine's OpenAI-compatible base URL, ending in
+#                       /v1, e.g. http://127.0.0.1:11434/v1 for Ollama; with no
+#                       models configured the executor serves what it lists
+#                       ("": announce-only, requests answered with 6003)
+#   BACKEND_KEY_ENV     the name of the variable holding the backend's API key
+#   CAPACITY            requests served at once per model (lloom's: 4)
+#   QUEUE               requests that may wait per model (lloom's: as CAPACITY)
 #   EVM_ADDRESS         payment address announced with the models
 #   LOG_LEVEL           trace, debug, info, warn, error              (info)
 #   LLOOM_HOME          where the identity key lives (default below)
@@ -24,7 +32,14 @@ source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib.sh"
 port="$(port_value EXECUTOR_PORT 8081)"
 announce="$(bool_value ANNOUNCE_MODELS true)"
 interval="$(seconds_value HEARTBEAT_INTERVAL 10)"
-config="${CONFIG_FILE-$LLOOM_ROOT/.devops/executor/executor.toml}"
+backend="${BACKEND_URL:-}"
+# The example models are announce-only demos; with a backend, serve what it
+# lists unless a config file is asked for.
+if [[ -n $backend ]]; then
+	config="${CONFIG_FILE:-}"
+else
+	config="${CONFIG_FILE-$LLOOM_ROOT/.devops/executor/executor.toml}"
+fi
 log_level="${LOG_LEVEL:-info}"
 validators="$(resolve_validators "${VALIDATOR_ADDRESS:-127.0.0.1:8080}")"
 
@@ -34,6 +49,19 @@ mkdir -p "$home"
 if [[ -n $config && ! -r $config ]]; then
 	die "CONFIG_FILE=$config: no such file (set CONFIG_FILE=\"\" to run without one)"
 fi
+if [[ -n $backend && ! $backend =~ ^https?://[^/]+ ]]; then
+	die "BACKEND_URL=\"$backend\": want http://HOST:PORT/v1 (an OpenAI-compatible base URL)"
+fi
+key_env="${BACKEND_KEY_ENV:-}"
+if [[ -n $key_env && -z ${!key_env:-} ]]; then
+	die "BACKEND_KEY_ENV=$key_env: that variable is not set (export $key_env=YOUR-KEY)"
+fi
+for name in CAPACITY QUEUE; do
+	v="${!name:-}"
+	if [[ -n $v && ! $v =~ ^[0-9]+$ ]]; then
+		die "$name=\"$v\": want a whole number"
+	fi
+done
 
 ensure_built
 
@@ -46,6 +74,10 @@ args=(executor
 	--identity "$home/executor.key")
 [[ -n $config ]] && args+=(--config "$config")
 [[ -n ${EVM_ADDRESS:-} ]] && args+=(--evm-address "$EVM_ADDRESS")
+[[ -n $backend ]] && args+=(--backend-url "$backend")
+[[ -n $key_env ]] && args+=(--backend-key-env "$key_env")
+[[ -n ${CAPACITY:-} ]] && args+=(--capacity "$CAPACITY")
+[[ -n ${QUEUE:-} ]] && args+=(--queue "$QUEUE")
 if [[ -n ${EXECUTOR_MODELS:-} ]]; then
 	IFS=',' read -r -a extra <<<"$EXECUTOR_MODELS"
 	for m in "${extra[@]}"; do
@@ -54,5 +86,5 @@ if [[ -n ${EXECUTOR_MODELS:-} ]]; then
 	done
 fi
 
-info "Executor: port $port, validators $validators, config ${config:-none}, identity $home/executor.key"
+info "Executor: port $port, validators $validators, config ${config:-none}, backend ${backend:-none (announce-only)}, identity $home/executor.key"
 exec "$LLOOM" "${args[@]}"

@@ -111,8 +111,17 @@ func withClient(a *app, cf *clientFlags, f func(ctx context.Context, c *client.C
 	defer c.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return f(ctx, c)
+	if err := f(ctx, c); err != nil {
+		if ctx.Err() != nil {
+			return errInterrupted
+		}
+		return err
+	}
+	return nil
 }
+
+// errInterrupted is a command stopped by SIGINT or SIGTERM (exit 130).
+var errInterrupted = fmt.Errorf("interrupted: %w", context.Canceled)
 
 func warnFailures(a *app, failures []client.ValidatorError, rejected []string) {
 	for _, f := range failures {
@@ -135,7 +144,7 @@ func newModelsCommand(a *app, name, short string, includeStale bool) *cobra.Comm
 				return err
 			}
 			return withClient(a, &cf, func(ctx context.Context, c *client.Client) error {
-				res, err := c.ListModels(ctx, filters)
+				res, err := c.ListModelsWithExecutors(ctx, filters)
 				if err != nil {
 					return err
 				}

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -18,12 +19,16 @@ func main() {
 }
 
 // exitCode prints err as one line and maps it to the process exit status:
-// 0 success, 2 bad usage or configuration, 1 anything else.
+// 0 success, 2 bad usage or configuration, 130 interrupted (Ctrl-C while
+// a request ran), 1 anything else.
 func exitCode(err error) int {
 	if err == nil {
 		return 0
 	}
 	fmt.Fprintln(os.Stderr, "lloom: "+oneLine(err))
+	if errors.Is(err, context.Canceled) {
+		return 130 // interrupted, as a shell reports SIGINT
+	}
 	var u usageError
 	if errors.As(err, &u) {
 		return 2
