@@ -53,7 +53,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, chat bool) {
 		}
 	}
 	begin := time.Now()
-	ans, err := g.client.Infer(ctx, req, onText)
+	ans, err := g.infer(ctx, req, onText)
 	log := g.log.With().Str("model", req.Model).Bool("stream", o.Stream).Logger()
 	switch {
 	case err != nil && s != nil:

@@ -136,7 +136,12 @@ func attemptsText(ans *client.Answer) string {
 	}
 	parts := make([]string, 0, len(ans.Attempts))
 	for i, a := range ans.Attempts {
-		parts = append(parts, fmt.Sprintf("attempt %d, executor %s: %v", i+1, a.Executor, a.Err))
+		// Most of the client's errors name the executor already.
+		if a.Err != nil && strings.Contains(a.Err.Error(), a.Executor.String()) {
+			parts = append(parts, fmt.Sprintf("attempt %d: %v", i+1, a.Err))
+		} else {
+			parts = append(parts, fmt.Sprintf("attempt %d, executor %s: %v", i+1, a.Executor, a.Err))
+		}
 	}
 	return " (" + strings.Join(parts, "; ") + ")"
 }

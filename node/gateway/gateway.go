@@ -20,6 +20,7 @@ type Gateway struct {
 	log    zerolog.Logger
 	client *client.Client
 	models *modelCache
+	finder *finder
 	slots  chan struct{} // one token per request in flight
 	mux    *http.ServeMux
 
@@ -47,7 +48,8 @@ func New(cfg Config) (*Gateway, error) {
 		slots:  make(chan struct{}, cfg.MaxConcurrent),
 		mux:    http.NewServeMux(),
 	}
-	g.models = newModelCache(c, cfg.Filters, g.log)
+	g.finder = newFinder(c)
+	g.models = newModelCache(c, cfg.Filters, cfg.ModelsRefresh, g.log)
 	g.routes()
 	return g, nil
 }
@@ -113,7 +115,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	defer wg.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	wg.Go(func() { g.models.run(ctx, g.cfg.ModelsRefresh) })
+	wg.Go(func() { g.models.run(ctx) })
 	wg.Go(func() {
 		<-ctx.Done()
 		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -16,19 +17,26 @@ import (
 // modelCache keeps the network's model list fresh in the background, so
 // that GET /v1/models never waits for the validators.
 type modelCache struct {
-	c       *client.Client
-	filters *pb.QueryFilters
-	log     zerolog.Logger
-	loaded  chan struct{} // closed after the first refresh, failed or not
+	c          *client.Client
+	filters    *pb.QueryFilters
+	every      time.Duration
+	log        zerolog.Logger
+	loaded     chan struct{} // closed after the first refresh, failed or not
+	loadedOnce sync.Once
+	// running is set while run keeps the list fresh; without it (a program
+	// serving Handler without Run), list refreshes when the copy is older
+	// than every.
+	running atomic.Bool
 
 	mu     sync.Mutex
 	models []modelJSON // guarded by mu
 	at     time.Time   // guarded by mu: last successful refresh
+	tried  time.Time   // guarded by mu: last refresh, failed or not
 	err    error       // guarded by mu: last refresh's failure
 }
 
-func newModelCache(c *client.Client, filters *pb.QueryFilters, log zerolog.Logger) *modelCache {
-	return &modelCache{c: c, filters: filters, log: log, loaded: make(chan struct{})}
+func newModelCache(c *client.Client, filters *pb.QueryFilters, every time.Duration, log zerolog.Logger) *modelCache {
+	return &modelCache{c: c, filters: filters, every: every, log: log, loaded: make(chan struct{})}
 }
 
 // modelJSON is one entry of OpenAI's model list, with lloom's counts.
@@ -46,8 +54,10 @@ type modelCountsJS struct {
 	Overloaded int `json:"overloaded"`
 }
 
-func (m *modelCache) run(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
+func (m *modelCache) run(ctx context.Context) {
+	m.running.Store(true)
+	defer m.running.Store(false)
+	t := time.NewTicker(m.every)
 	defer t.Stop()
 	for {
 		m.refresh(ctx)
@@ -60,16 +70,16 @@ func (m *modelCache) run(ctx context.Context, every time.Duration) {
 }
 
 func (m *modelCache) refresh(ctx context.Context) {
-	defer func() {
-		select {
-		case <-m.loaded:
-		default:
-			close(m.loaded)
-		}
-	}()
-	res, err := m.c.ListModels(ctx, proto.Clone(m.filters).(*pb.QueryFilters))
+	defer m.loadedOnce.Do(func() { close(m.loaded) })
+	// Summaries, not executors: one cheap query however large the network.
+	// Stale and unavailable executors are left out, so the counts are of
+	// executors a request can use.
+	f := proto.Clone(m.filters).(*pb.QueryFilters)
+	f.IncludeStale, f.IncludeUnavailable = false, false
+	res, err := m.c.ListModels(ctx, f)
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.tried = time.Now()
 	if err != nil {
 		if ctx.Err() == nil && m.err == nil {
 			m.log.Warn().Err(err).Msg("Model list not refreshed; serving the last one")
@@ -81,23 +91,19 @@ func (m *modelCache) refresh(ctx context.Context) {
 		m.log.Info().Msg("Model list refreshed again")
 	}
 	m.err, m.at = nil, time.Now()
+	// created is when this gateway first listed the model.
+	created := make(map[string]int64, len(m.models))
+	for _, e := range m.models {
+		created[e.ID] = e.Created
+	}
 	m.models = m.models[:0]
-	for _, model := range res.Models {
-		e := modelJSON{ID: model.ID, Object: "model", OwnedBy: "lloom"}
-		for _, x := range model.Executors {
-			if x.Status == pb.ExecutorStatus_EXECUTOR_STATUS_STALE || !x.Model.GetAvailable() {
-				continue
-			}
-			e.Lloom.Executors++
-			if x.Status == pb.ExecutorStatus_EXECUTOR_STATUS_OVERLOADED {
-				e.Lloom.Overloaded++
-			} else {
-				e.Lloom.Healthy++
-			}
-			if c := x.Announcement.GetIssuedAtMs() / 1000; e.Created == 0 || c < e.Created {
-				e.Created = c
-			}
+	for _, s := range res.Models {
+		e := modelJSON{ID: s.ID, Object: "model", OwnedBy: "lloom", Created: created[s.ID]}
+		if e.Created == 0 {
+			e.Created = m.at.Unix()
 		}
+		e.Lloom.Healthy, e.Lloom.Overloaded = s.Healthy, s.Overloaded
+		e.Lloom.Executors = s.Healthy + s.Overloaded
 		if e.Lloom.Executors > 0 {
 			m.models = append(m.models, e)
 		}
@@ -106,6 +112,14 @@ func (m *modelCache) refresh(ctx context.Context) {
 
 // list waits for the first refresh (bounded by ctx), then returns the copy.
 func (m *modelCache) list(ctx context.Context) ([]modelJSON, error) {
+	if !m.running.Load() {
+		m.mu.Lock()
+		old := time.Since(m.tried) >= m.every
+		m.mu.Unlock()
+		if old {
+			m.refresh(ctx)
+		}
+	}
 	select {
 	case <-m.loaded:
 	case <-ctx.Done():

@@ -79,7 +79,7 @@ func (g *Gateway) decode(w http.ResponseWriter, r *http.Request, chat bool) (*op
 	}
 	req = client.Request{
 		Model: o.Model, Temperature: o.Temperature, TopP: o.TopP, Seed: o.Seed,
-		MaxTokens: o.MaxTokens, Filters: cloneFilters(g.cfg.Filters),
+		MaxTokens: o.MaxTokens, Filters: requestFilters(g.cfg),
 		MaxInputPriceWei: g.cfg.MaxInputPriceWei, MaxOutputPriceWei: g.cfg.MaxOutputPriceWei, MaxFeeWei: g.cfg.MaxFeeWei,
 		FirstChunkTimeout: g.cfg.Timeout,
 	}
@@ -181,10 +181,14 @@ func stopList(raw json.RawMessage) ([]string, error) {
 	return list, nil
 }
 
-func cloneFilters(f *pb.QueryFilters) *pb.QueryFilters {
-	if f == nil {
-		return &pb.QueryFilters{}
-	}
+// requestFilters are the filters of one request: the gateway's, with its
+// price limits (as client.Infer sets them), asking also for stale and
+// unavailable executors. The client skips those (client.Choose), but
+// knowing them tells a model that exists and cannot answer now (503,
+// retry later) from one that does not exist (404).
+func requestFilters(c Config) *pb.QueryFilters {
+	f := c.Filters
 	return &pb.QueryFilters{BackendType: f.GetBackendType(), MinContextLength: f.GetMinContextLength(),
-		RequiredFeatures: f.GetRequiredFeatures(), IncludeStale: f.GetIncludeStale(), IncludeUnavailable: f.GetIncludeUnavailable()}
+		RequiredFeatures: f.GetRequiredFeatures(), MaxInputPriceWei: c.MaxInputPriceWei, MaxOutputPriceWei: c.MaxOutputPriceWei,
+		IncludeStale: true, IncludeUnavailable: true}
 }
