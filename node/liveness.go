@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -60,6 +61,77 @@ func WatchPeer(ctx context.Context, h host.Host, p peer.ID, interval, timeout ti
 		case <-time.After(interval):
 		}
 		t.Reset(timeout)
+	}
+}
+
+// Watcher shares one ping loop per peer among every request that needs
+// it. go-libp2p lets a peer hold only a few ping streams at once (3
+// outbound, 2 inbound), so a loop per request fails from the third
+// concurrent request between the same two peers on, and that failure would
+// be taken for the peer having gone.
+type Watcher struct {
+	h                 host.Host
+	interval, timeout time.Duration
+
+	mu    sync.Mutex
+	next  uint64             // guarded by mu: subscription ids
+	peers map[peer.ID]*watch // guarded by mu: peers being watched
+}
+
+// watch is one peer's ping loop and the requests it reports to.
+type watch struct {
+	cancel context.CancelFunc
+	subs   map[uint64]func(error) // guarded by Watcher.mu; nil once the peer is gone
+}
+
+// NewWatcher returns a Watcher pinging through h.
+func NewWatcher(h host.Host, interval, timeout time.Duration) *Watcher {
+	return &Watcher{h: h, interval: interval, timeout: timeout, peers: map[peer.ID]*watch{}}
+}
+
+// Watch calls gone at most once if p stops answering pings (see WatchPeer)
+// before stop is called. stop must be called when the request ends; it is
+// idempotent. The ping loop ends when no request watches p any more.
+func (w *Watcher) Watch(p peer.ID, gone func(error)) (stop func()) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	pw := w.peers[p]
+	if pw == nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		pw = &watch{cancel: cancel, subs: map[uint64]func(error){}}
+		w.peers[p] = pw
+		go WatchPeer(ctx, w.h, p, w.interval, w.timeout, func(err error) { w.lost(p, pw, err) })
+	}
+	w.next++
+	id := w.next
+	pw.subs[id] = gone
+	var once sync.Once
+	return func() { once.Do(func() { w.unsubscribe(p, pw, id) }) }
+}
+
+// lost tells every request watching p that it has gone; a later request
+// starts a new watch.
+func (w *Watcher) lost(p peer.ID, pw *watch, err error) {
+	w.mu.Lock()
+	if w.peers[p] == pw {
+		delete(w.peers, p)
+	}
+	subs := pw.subs
+	pw.subs = nil
+	w.mu.Unlock()
+	pw.cancel()
+	for _, gone := range subs {
+		gone(err)
+	}
+}
+
+func (w *Watcher) unsubscribe(p peer.ID, pw *watch, id uint64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(pw.subs, id)
+	if len(pw.subs) == 0 && w.peers[p] == pw {
+		delete(w.peers, p)
+		pw.cancel()
 	}
 }
 

@@ -48,13 +48,15 @@ func (a *attempt) run(ctx context.Context) error {
 	// Cancelling is resetting (DESIGN §8); closing would be invisible.
 	stopReset := context.AfterFunc(ctx, func() { s.Reset() })
 	defer stopReset()
-	go node.WatchPeer(ctx, a.c.h, a.x.PeerID, node.PingInterval, node.PingTimeout, func(err error) {
+	stopWatch := a.c.executors.Watch(a.x.PeerID, func(err error) {
 		cancel(fmt.Errorf("executor stopped answering: %w", err))
 	})
+	defer stopWatch()
 
 	sent := time.Now()
 	_ = s.SetWriteDeadline(sent.Add(dialTimeout))
 	if err := lp.WriteMessage(s, a.req); err != nil {
+		s.Reset() // only Close or Reset frees a stream
 		return a.fail(ctx, fmt.Errorf("send request to %s: %w", a.x.PeerID, err))
 	}
 	_ = s.SetWriteDeadline(time.Time{})
@@ -69,6 +71,7 @@ func (a *attempt) run(ctx context.Context) error {
 	for {
 		var resp pb.InferenceResponse
 		if err := lp.ReadMessage(br, lp.MaxInferenceFrameSize, &resp); err != nil {
+			s.Reset()
 			return a.fail(ctx, fmt.Errorf("answer from %s cut: %w", a.x.PeerID, err))
 		}
 		first.Stop()

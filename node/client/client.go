@@ -60,9 +60,10 @@ func (c Config) Validate() error {
 
 // Client queries validators. It is safe for concurrent use.
 type Client struct {
-	cfg Config
-	h   host.Host
-	log zerolog.Logger
+	cfg       Config
+	h         host.Host
+	log       zerolog.Logger
+	executors *node.Watcher // pings the executors of answers in flight
 
 	mu  sync.Mutex
 	ids map[int]peer.ID // guarded by mu: learned ids of short-form validators
@@ -84,7 +85,8 @@ func New(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Client{cfg: cfg, h: h, log: cfg.Logger.With().Str("role", "client").Logger(), ids: map[int]peer.ID{}}, nil
+	return &Client{cfg: cfg, h: h, log: cfg.Logger.With().Str("role", "client").Logger(), ids: map[int]peer.ID{},
+		executors: node.NewWatcher(h, node.PingInterval, node.PingTimeout)}, nil
 }
 
 // Close closes the client's host.

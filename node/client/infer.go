@@ -166,7 +166,8 @@ func (c *Client) wireRequest(req Request) (*pb.InferenceRequest, error) {
 
 // Choose orders candidates for one request: stale and unavailable ones
 // are skipped; healthy ones come before overloaded ones, least loaded
-// first; and the first is one of the two least-loaded healthy ones at
+// first, equal loads in random order; and the first is one of the two
+// least-loaded healthy ones (overloaded ones when none is healthy) at
 // random (power of two choices), so that clients reading the same order do
 // not all land on one executor. pick chooses 0 or 1 (nil: at random).
 func Choose(execs []*Executor, pick func() int) ([]Candidate, []*Executor) {
@@ -186,15 +187,35 @@ func Choose(execs []*Executor, pick func() int) ([]Candidate, []*Executor) {
 			healthy = append(healthy, x)
 		}
 	}
-	slices.SortStableFunc(healthy, compareLoad)
-	slices.SortStableFunc(overloaded, compareLoad)
+	// Shuffled, then sorted stably by load alone: executors that look
+	// alike come in random order rather than by peer id, which would send
+	// every client to the same one (when all are overloaded, and the
+	// validators' view lags, that one's queue overflows while others have
+	// room).
+	for _, xs := range [][]*Executor{healthy, overloaded} {
+		mrand.Shuffle(len(xs), func(i, j int) { xs[i], xs[j] = xs[j], xs[i] })
+		slices.SortStableFunc(xs, byLoad)
+	}
 	if pick == nil {
 		pick = func() int { return mrand.IntN(2) }
 	}
-	if len(healthy) >= 2 && pick() == 1 {
-		healthy[0], healthy[1] = healthy[1], healthy[0]
+	first := healthy
+	if len(first) == 0 {
+		first = overloaded
+	}
+	if len(first) >= 2 && pick() == 1 {
+		first[0], first[1] = first[1], first[0]
 	}
 	return cands, append(healthy, overloaded...)
+}
+
+// byLoad is compareLoad without its final tie-break by peer id.
+func byLoad(a, b *Executor) int {
+	stale := pb.ExecutorStatus_EXECUTOR_STATUS_STALE
+	if a.Active == b.Active && a.Queued == b.Queued && max(a.Capacity, 1) == max(b.Capacity, 1) && (a.Status == stale) == (b.Status == stale) {
+		return 0
+	}
+	return compareLoad(a, b)
 }
 
 // retryable reports whether a failure before the first chunk is the

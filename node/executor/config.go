@@ -51,6 +51,13 @@ type Config struct {
 	InferenceRate float64
 	// QueueWait is the longest a request waits for a slot before 6002.
 	QueueWait time.Duration
+	// RequestTimeout is how long after opening a stream a client has to
+	// send its request frame (else 4002).
+	RequestTimeout time.Duration
+	// WriteTimeout bounds writing one answer frame: a client that stops
+	// reading for longer has its stream reset and its backend call
+	// cancelled.
+	WriteTimeout time.Duration
 }
 
 // BackendConfig says how to reach the backend.
@@ -120,8 +127,10 @@ func DefaultConfig() Config {
 			ListInterval:  30 * time.Second,
 			ProbeInterval: 3 * time.Second,
 		},
-		InferenceRate: 50,
-		QueueWait:     60 * time.Second,
+		InferenceRate:  50,
+		QueueWait:      60 * time.Second,
+		RequestTimeout: 10 * time.Second,
+		WriteTimeout:   30 * time.Second,
 	}
 }
 
@@ -165,6 +174,9 @@ func (c Config) Validate() error {
 	}
 	if c.QueueWait <= 0 {
 		return fmt.Errorf("queue wait %s must be positive", c.QueueWait)
+	}
+	if c.RequestTimeout <= 0 || c.WriteTimeout <= 0 {
+		return fmt.Errorf("request timeout %s and write timeout %s must be positive", c.RequestTimeout, c.WriteTimeout)
 	}
 	return nil
 }

@@ -32,11 +32,14 @@ type Executor struct {
 
 	catalog  *catalog
 	limiter  *peerlimit.Limiter
+	clients  *node.Watcher // pings the clients of answers in flight
 	loadKick chan struct{} // a model crossed into or out of overloaded
 	// serveCtx ends when the executor closes: answers in flight end 5000.
 	serveCtx    context.Context
 	serveCancel context.CancelCauseFunc
 	serving     sync.WaitGroup // inference streams being answered
+	servingMu   sync.Mutex     // orders serving.Add before Close's Wait
+	closing     bool           // guarded by servingMu: no new answer starts
 	ovMu        sync.Mutex
 	overloaded  map[string]bool // guarded by ovMu: models at capacity
 
@@ -87,6 +90,7 @@ func New(cfg Config) (*Executor, error) {
 		return nil, err
 	}
 	e.conn = node.NewConnector(h, cfg.Validators, e.cfg.Logger)
+	e.clients = node.NewWatcher(h, node.PingInterval, node.PingTimeout)
 	node.Serve(h, lp.AnnouncementProtocol, 16, node.DefaultStreamTimeout, e.servePull)
 	h.SetStreamHandler(lp.InferenceProtocol, e.serveInference)
 	return e, nil
@@ -171,6 +175,9 @@ func (e *Executor) Heartbeat(ctx context.Context) error {
 func (e *Executor) Close() error {
 	e.closeOnce.Do(func() {
 		// Answers in flight end with 5000 while the host still runs.
+		e.servingMu.Lock()
+		e.closing = true
+		e.servingMu.Unlock()
 		e.serveCancel(errShutdown)
 		waitGroup(&e.serving, shutdownGrace)
 		close(e.stop)
@@ -196,6 +203,18 @@ func (e *Executor) servePull(_ context.Context, from peer.ID, req []byte, readEr
 
 // shutdownGrace bounds the wait for answers in flight to end on Close.
 const shutdownGrace = 2 * time.Second
+
+// startServing counts one more answer in flight, unless the executor is
+// closing: an Add racing with Close's Wait is a misuse of the WaitGroup.
+func (e *Executor) startServing() bool {
+	e.servingMu.Lock()
+	defer e.servingMu.Unlock()
+	if e.closing {
+		return false
+	}
+	e.serving.Add(1)
+	return true
+}
 
 func waitGroup(wg *sync.WaitGroup, limit time.Duration) {
 	done := make(chan struct{})

@@ -13,20 +13,15 @@ import (
 	"github.com/rs/zerolog"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/lloom/lloom/node"
 	"github.com/lloom/lloom/pkg/backend"
 	"github.com/lloom/lloom/pkg/slots"
 	lp "github.com/lloom/lloom/protocol"
 	"github.com/lloom/lloom/protocol/pb"
 )
 
-// Inference stream deadlines (DESIGN §8).
-const (
-	requestDeadline = 10 * time.Second // the request frame must arrive
-	frameDeadline   = 30 * time.Second // each frame must be written
-	// overloadedRetry is the retry hint of a full queue.
-	overloadedRetry = time.Second
-)
+// overloadedRetry is the retry hint of a full queue. The stream deadlines
+// of DESIGN §8 are Config.RequestTimeout and Config.WriteTimeout.
+const overloadedRetry = time.Second
 
 // Why an answer stops early.
 var (
@@ -36,12 +31,15 @@ var (
 
 // serveInference answers one /lloom/inference/1.0.0 stream.
 func (e *Executor) serveInference(s network.Stream) {
-	e.serving.Add(1)
-	defer e.serving.Done()
 	started := time.Now()
 	from := s.Conn().RemotePeer()
 	log := e.cfg.Logger.With().Str("client", from.String()).Logger()
-	a := &answer{s: s, log: &log}
+	a := &answer{s: s, log: &log, writeTimeout: e.cfg.WriteTimeout}
+	if !e.startServing() {
+		a.stop(errShutdown)
+		return
+	}
+	defer e.serving.Done()
 
 	req, err := e.readRequest(s, from, started)
 	if err != nil {
@@ -64,9 +62,10 @@ func (e *Executor) serveInference(s network.Stream) {
 		_, _ = s.Read(b[:])
 		cancel(errClientGone)
 	}()
-	go node.WatchPeer(ctx, e.h, from, node.PingInterval, node.PingTimeout, func(err error) {
+	stopWatch := e.clients.Watch(from, func(err error) {
 		cancel(fmt.Errorf("%w: %v", errClientGone, err))
 	})
+	defer stopWatch()
 
 	qctx, qcancel := context.WithTimeout(ctx, e.cfg.QueueWait)
 	release, err := r.gate.Acquire(qctx)
@@ -120,7 +119,7 @@ func (e *Executor) serveInference(s network.Stream) {
 		s.Reset()
 		return
 	}
-	_ = s.CloseWrite()
+	a.end()
 	log.Debug().Uint32("prompt_tokens", usage.GetPromptTokens()).Uint32("completion_tokens", usage.GetCompletionTokens()).
 		Dur("took", time.Since(started)).Msg("Answered")
 }
@@ -129,12 +128,12 @@ func (e *Executor) serveInference(s network.Stream) {
 // applies the checks that precede the model's: rate, decoding, network and
 // the request's own validity, in the contract's order.
 func (e *Executor) readRequest(s network.Stream, from interface{ String() string }, now time.Time) (*pb.InferenceRequest, error) {
-	_ = s.SetReadDeadline(now.Add(requestDeadline))
+	_ = s.SetReadDeadline(now.Add(e.cfg.RequestTimeout))
 	b, err := lp.ReadFrame(exactReader{s}, lp.MaxInferenceRequestSize)
 	_ = s.SetReadDeadline(time.Time{})
 	if err != nil {
 		if lp.CodeOf(err) == lp.ErrTimeout.Code {
-			return nil, lp.Errorf(lp.ErrTimeout.Code, "no request within %s", requestDeadline)
+			return nil, lp.Errorf(lp.ErrTimeout.Code, "no request within %s", e.cfg.RequestTimeout)
 		}
 		if lp.CodeOf(err) != lp.ErrMalformed.Code {
 			err = lp.Errorf(lp.ErrMalformed.Code, "request not read: %v", err)
@@ -219,17 +218,18 @@ func backendCode(err error) (pb.ErrorCode, time.Duration) {
 
 // answer writes one stream's frames.
 type answer struct {
-	s        network.Stream
-	log      *zerolog.Logger
-	text     bool  // a chunk has been sent
-	writeErr error // the first failed write
+	s            network.Stream
+	log          *zerolog.Logger
+	writeTimeout time.Duration // per frame
+	text         bool          // a chunk has been sent
+	writeErr     error         // the first failed write
 }
 
 func (a *answer) write(m *pb.InferenceResponse) error {
 	if a.writeErr != nil {
 		return a.writeErr
 	}
-	_ = a.s.SetWriteDeadline(time.Now().Add(frameDeadline))
+	_ = a.s.SetWriteDeadline(time.Now().Add(a.writeTimeout))
 	if err := lp.WriteMessage(a.s, m); err != nil {
 		a.writeErr = err
 		return err
@@ -249,13 +249,23 @@ func (a *answer) chunk(text string, digest hash.Hash) error {
 	return nil
 }
 
-// fail ends the answer with an error frame and half-closes.
+// end follows the last frame: Close half-closes (the end of stream goes
+// out after the frames written; never a reset, which could discard them)
+// and frees the stream. Only Close or Reset releases a go-libp2p stream:
+// after a bare CloseWrite every answered stream kept counting against the
+// client's stream limit until the connection closed.
+func (a *answer) end() { _ = a.s.Close() }
+
+// fail ends the answer with an error frame and closes.
 func (a *answer) fail(err error, retry time.Duration) {
 	var rl *rateLimited
 	if errors.As(err, &rl) {
 		retry = rl.retry
 	}
 	f := &pb.InferenceError{Code: lp.CodeOf(err), Message: err.Error()}
+	if e := (*lp.Error)(nil); errors.As(err, &e) {
+		f.Message = e.Reason // the code travels in its own field
+	}
 	if c := f.Code; c == lp.ErrOverloaded.Code || c == lp.ErrRateLimited.Code {
 		f.RetryAfterMs = uint32(max(retry, time.Millisecond).Milliseconds())
 	}
@@ -264,7 +274,7 @@ func (a *answer) fail(err error, retry time.Duration) {
 		a.s.Reset()
 		return
 	}
-	_ = a.s.CloseWrite()
+	a.end()
 }
 
 // stop ends an answer cut short: the client has gone (reset, nothing

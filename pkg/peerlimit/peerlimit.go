@@ -28,10 +28,13 @@ type Limiter struct {
 }
 
 // New returns a limiter keeping at most maxPeers buckets (0: DefaultMaxPeers).
+// A burst below 1 is 1: a bucket that holds no token would refuse every
+// request and never say when to retry.
 func New(perSecond float64, burst, maxPeers int) *Limiter {
 	if maxPeers <= 0 {
 		maxPeers = DefaultMaxPeers
 	}
+	burst = max(burst, 1)
 	c, _ := lru.New[peer.ID, *rate.Limiter](maxPeers) // only fails for a size <= 0
 	return &Limiter{rate: rate.Limit(perSecond), burst: burst, peers: c}
 }

@@ -27,6 +27,11 @@ func (l Load) Overloaded() bool {
 // Gate admits requests to one model. It is safe for concurrent use.
 type Gate struct {
 	onChange func(Load) // called after every change, outside the lock
+	// notify serializes onChange calls, each reporting the load current
+	// when it runs, so that the last report is the last load: reports of
+	// loads computed under mu could arrive out of order and leave a stale
+	// count in the heartbeats.
+	notify sync.Mutex
 
 	mu       sync.Mutex
 	capacity uint32          // guarded by mu
@@ -57,9 +62,8 @@ func (g *Gate) Resize(capacity, queue uint32) {
 	g.mu.Lock()
 	g.capacity, g.queue = capacity, queue
 	g.admitLocked()
-	l := g.loadLocked()
 	g.mu.Unlock()
-	g.changed(l)
+	g.changed()
 }
 
 // Acquire takes a slot, waiting in the queue when all are taken, until ctx
@@ -69,9 +73,8 @@ func (g *Gate) Acquire(ctx context.Context) (release func(), err error) {
 	g.mu.Lock()
 	if g.active < g.capacity && len(g.waiters) == 0 {
 		g.active++
-		l := g.loadLocked()
 		g.mu.Unlock()
-		g.changed(l)
+		g.changed()
 		return g.releaser(), nil
 	}
 	if uint32(len(g.waiters)) >= g.queue {
@@ -80,9 +83,8 @@ func (g *Gate) Acquire(ctx context.Context) (release func(), err error) {
 	}
 	ready := make(chan struct{})
 	g.waiters = append(g.waiters, ready)
-	l := g.loadLocked()
 	g.mu.Unlock()
-	g.changed(l)
+	g.changed()
 
 	select {
 	case <-ready:
@@ -93,9 +95,8 @@ func (g *Gate) Acquire(ctx context.Context) (release func(), err error) {
 	for i, w := range g.waiters {
 		if w == ready {
 			g.waiters = append(g.waiters[:i], g.waiters[i+1:]...)
-			l := g.loadLocked()
 			g.mu.Unlock()
-			g.changed(l)
+			g.changed()
 			return nil, ctx.Err()
 		}
 	}
@@ -112,9 +113,8 @@ func (g *Gate) releaser() func() {
 			g.mu.Lock()
 			g.active--
 			g.admitLocked()
-			l := g.loadLocked()
 			g.mu.Unlock()
-			g.changed(l)
+			g.changed()
 		})
 	}
 }
@@ -128,8 +128,11 @@ func (g *Gate) admitLocked() {
 	}
 }
 
-func (g *Gate) changed(l Load) {
-	if g.onChange != nil {
-		g.onChange(l)
+func (g *Gate) changed() {
+	if g.onChange == nil {
+		return
 	}
+	g.notify.Lock()
+	defer g.notify.Unlock()
+	g.onChange(g.Load())
 }
