@@ -4,6 +4,7 @@ import (
 	"context"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -30,14 +31,21 @@ type Connector struct {
 	peers []BootstrapPeer
 	log   zerolog.Logger
 
-	mu   sync.Mutex
-	ids  map[int]peer.ID // guarded by mu: the id learned per entry
-	kick chan struct{}
+	mu    sync.Mutex
+	ids   map[int]peer.ID // guarded by mu: the id learned per entry
+	kicks []chan struct{} // one per entry: its peer disconnected
+	// checks counts connection checks, so that a test can tell a loop
+	// that waits from one that spins.
+	checks atomic.Uint64
 }
 
 // NewConnector returns a connector for peers; Run starts it.
 func NewConnector(h host.Host, peers []BootstrapPeer, log zerolog.Logger) *Connector {
-	return &Connector{h: h, peers: peers, log: log, ids: map[int]peer.ID{}, kick: make(chan struct{}, 1)}
+	kicks := make([]chan struct{}, len(peers))
+	for i := range kicks {
+		kicks[i] = make(chan struct{}, 1)
+	}
+	return &Connector{h: h, peers: peers, log: log, ids: map[int]peer.ID{}, kicks: kicks}
 }
 
 // Run dials until ctx ends.
@@ -45,10 +53,19 @@ func (c *Connector) Run(ctx context.Context) {
 	if len(c.peers) == 0 {
 		return
 	}
-	notifee := &network.NotifyBundle{DisconnectedF: func(network.Network, network.Conn) {
-		select {
-		case c.kick <- struct{}{}:
-		default:
+	// Only the entries of the peer that went away recheck: clients come
+	// and go all the time, and must not wake the bootstrap loops.
+	notifee := &network.NotifyBundle{DisconnectedF: func(_ network.Network, conn network.Conn) {
+		gone := conn.RemotePeer()
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		for i, k := range c.kicks {
+			if id := c.ids[i]; id == "" || id == gone {
+				select {
+				case k <- struct{}{}:
+				default:
+				}
+			}
 		}
 	}}
 	c.h.Network().Notify(notifee)
@@ -70,6 +87,7 @@ func (c *Connector) keep(ctx context.Context, i int) {
 	delay := minRedial
 	failures := 0
 	for {
+		c.checks.Add(1)
 		id, err := c.connect(ctx, i)
 		if ctx.Err() != nil {
 			return
@@ -100,13 +118,8 @@ func (c *Connector) keep(ctx context.Context, i int) {
 		case <-ctx.Done():
 			t.Stop()
 			return
-		case <-c.kick:
+		case <-c.kicks[i]:
 			t.Stop()
-			// Pass the kick on so that every entry rechecks.
-			select {
-			case c.kick <- struct{}{}:
-			default:
-			}
 			if err != nil {
 				// Still failing: keep to the backoff, but not past it.
 				select {

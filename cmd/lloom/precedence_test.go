@@ -75,3 +75,27 @@ func TestBadEnvironmentNamesTheVariable(t *testing.T) {
 		t.Fatalf("error %v, want a usage error naming HB", err)
 	}
 }
+
+// The validator's admission limits come from the config file too.
+func TestValidatorLimitsFromFile(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "validator.toml")
+	if err := os.WriteFile(file, []byte("[validator]\nmax_executors = 500\nmax_executors_per_ip = 3\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	root := newRootCommand(io.Discard, io.Discard)
+	cmd, args, err := root.Find([]string{"validator", "--config", file})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.ParseFlags(args); err != nil {
+		t.Fatal(err)
+	}
+	if err := root.PersistentPreRunE(cmd, nil); err != nil {
+		t.Fatalf("setup: %v", err)
+	}
+	for flag, want := range map[string]string{"max-executors": "500", "max-executors-per-ip": "3"} {
+		if got := cmd.Flags().Lookup(flag).Value.String(); got != want {
+			t.Errorf("--%s = %s, want %s from the file", flag, got, want)
+		}
+	}
+}

@@ -196,6 +196,9 @@ func applyFile(fs *pflag.FlagSet, f *config.File) error {
 	if v.MaxExecutors != nil {
 		set = append(set, kv{"max-executors", fmt.Sprint(*v.MaxExecutors), "validator.max_executors"})
 	}
+	if v.MaxExecutorsPerIP != nil {
+		set = append(set, kv{"max-executors-per-ip", fmt.Sprint(*v.MaxExecutorsPerIP), "validator.max_executors_per_ip"})
+	}
 	if v.QueryRate != nil {
 		set = append(set, kv{"query-rate", fmt.Sprint(*v.QueryRate), "validator.query_rate"})
 	}

@@ -65,6 +65,9 @@ func New(baseURL, apiKey string, hc *http.Client) (*Client, error) {
 // any) redacted, for logs.
 func (c *Client) BaseURL() string { return c.base.Redacted() }
 
+// maxIdleConns bounds the idle connections kept to the backend.
+const maxIdleConns = 1024
+
 func defaultHTTPClient() *http.Client {
 	var t *http.Transport
 	if dt, ok := http.DefaultTransport.(*http.Transport); ok {
@@ -75,9 +78,11 @@ func defaultHTTPClient() *http.Client {
 	t.DialContext = (&net.Dialer{Timeout: DialTimeout, KeepAlive: 30 * time.Second}).DialContext
 	t.TLSHandshakeTimeout = DialTimeout
 	t.ResponseHeaderTimeout = ResponseHeaderTimeout
-	// An executor runs up to capacity streams to the same backend at once;
-	// keep their connections for the next requests.
-	t.MaxIdleConnsPerHost = 64
+	// An executor runs up to capacity streams to the same backend at once
+	// (hundreds with a fast engine); keep their connections for the next
+	// requests instead of redialling after every burst.
+	t.MaxIdleConns = maxIdleConns
+	t.MaxIdleConnsPerHost = maxIdleConns
 	return &http.Client{Transport: t}
 }
 

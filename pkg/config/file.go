@@ -19,7 +19,7 @@ import (
 // reads the sections it knows and flags override what they set.
 //
 //	[node]       network, listen, port, identity, validators, log_level, log_format
-//	[validator]  stale_after, remove_after, max_executors, query_rate, addr_file, subscribe_announcements
+//	[validator]  stale_after, remove_after, max_executors, max_executors_per_ip, query_rate, addr_file, subscribe_announcements
 //	[executor]   heartbeat_interval, announce_models, evm_address
 //	[backend]    url, api_key_env: the executor's OpenAI-compatible engine
 //	[[models]]   one table per model the executor serves
@@ -70,6 +70,7 @@ type ValidatorSection struct {
 	StaleAfter             any    `toml:"stale_after"`
 	RemoveAfter            any    `toml:"remove_after"`
 	MaxExecutors           *int   `toml:"max_executors"`
+	MaxExecutorsPerIP      *int   `toml:"max_executors_per_ip"`
 	QueryRate              *int   `toml:"query_rate"`
 	AddrFile               string `toml:"addr_file"`
 	SubscribeAnnouncements *bool  `toml:"subscribe_announcements"`
