@@ -84,9 +84,12 @@ func (e *Executor) serveInference(s network.Stream) {
 	defer release()
 
 	digest := sha256.New()
-	res, err := r.client.Stream(ctx, backendRequest(req, r.name), func(text string) error {
-		return a.chunk(text, digest)
-	})
+	p, stopPump := newPump(ctx, a, digest)
+	defer stopPump()
+	res, err := r.client.Stream(ctx, backendRequest(req, r.name), p.add)
+	if perr := p.close(); err == nil && perr != nil && ctx.Err() == nil {
+		err = perr // the client stopped reading: a write failed
+	}
 	switch {
 	case err == nil:
 	case ctx.Err() != nil:

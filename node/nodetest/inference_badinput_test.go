@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -137,9 +138,11 @@ func TestBadRequestsGetTheirCode(t *testing.T) {
 // A client that stops reading meets the per-frame write deadline: the
 // executor resets the stream and cancels the backend call.
 func TestClientThatNeverReads(t *testing.T) {
-	big := make([]string, 64)
+	// 8 MiB in all: beyond what the executor queues (256 KiB), the stream's
+	// window and the sockets' buffers together, so the backend must wait.
+	big := make([]string, 512)
 	for i := range big {
-		big[i] = string(make([]byte, 16<<10)) // 1 MiB in all: beyond the stream's window
+		big[i] = strings.Repeat("x", 16<<10)
 	}
 	fake := backendtest.New(t, backendtest.WithModels("m1"), backendtest.WithTokens(big...))
 	v, _ := StartValidator(t, nil)
