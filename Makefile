@@ -3,6 +3,10 @@
 #   make build      build ./lloom
 #   make test       every test, race detector on (what CI runs)
 #   make test-faults  process-level fault tests (SIGKILL, SIGSTOP, restarts)
+#   make test-llm   inference through a real LLM engine (test/llm): Ollama v0.6.5
+#                   serving the generated test model. Ollama is built first when
+#                   not cached in $LLOOM_CACHE (default ~/.cache/lloom; about 4
+#                   minutes on 2 cores); LLOOM_OLLAMA_BIN=PATH uses that binary
 #   make bench      the benchmarks, with memory figures (CI sizes)
 #   make bench-full the documented figures of docs/PERFORMANCE.md (about an hour)
 #   make generate   regenerate protocol/pb from protocol/lloom.proto
@@ -16,7 +20,7 @@ TEST_TIMEOUT  ?= 15m
 
 export LIBP2P_TCP_REUSEPORT = false
 
-.PHONY: build test test-faults test-short bench bench-full bench-smoke generate check-generate lint fmt clean
+.PHONY: build test test-faults test-llm test-short bench bench-full bench-smoke generate check-generate lint fmt clean
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o lloom ./cmd/lloom
@@ -26,6 +30,11 @@ test:
 
 test-faults:
 	$(GO) test -race -count=1 -tags faults -run Fault -timeout 15m -v ./test/e2e/
+
+# The engine script prints the binary's path on stdout, progress on stderr.
+test-llm:
+	LLOOM_OLLAMA_BIN="$$(scripts/ollama-test-engine.sh build)" && export LLOOM_OLLAMA_BIN && \
+	$(GO) test -race -count=1 -tags llm -timeout 15m ./test/llm/...
 
 test-short:
 	$(GO) test -short -count=1 ./...
@@ -47,6 +56,11 @@ bench-full:
 	$(BENCH_FULL) -bench 'RegistryMemory' -benchtime 1x -args -full
 	$(BENCH_FULL) -bench 'Scale' -benchtime 4x -args -full
 	$(GO) test -run '^$$' -bench QueryUnderFlood -benchtime 1000x ./node/nodetest/
+	$(BENCH_FULL) -bench 'InferenceTTFT' -benchtime 500x
+	$(BENCH_FULL) -bench 'InferenceThroughput' -benchtime 300x
+	$(BENCH_FULL) -bench 'InferenceConcurrent' -benchtime 5x
+	LLOOM_OLLAMA_BIN="$$(scripts/ollama-test-engine.sh build)" && export LLOOM_OLLAMA_BIN && \
+	$(BENCH_FULL) -bench 'InferenceOllama' -benchtime 50x -args -full
 
 # CI only checks that the benchmarks build and run.
 bench-smoke:

@@ -12,7 +12,11 @@
 // The engine speaks the OpenAI-compatible API under URL(). The model's
 // output is gibberish words; it never emits an end token, so every
 // generation ends with finish_reason "length" after max_tokens (or
-// testmodel.DefaultNumPredict tokens when max_tokens is unset).
+// testmodel.DefaultNumPredict tokens when max_tokens is unset). One
+// exception: greedy decoding (temperature 0) soon falls into repeating one
+// word, and after 31 identical tokens Ollama v0.6.5 ends the stream with
+// neither a finish_reason nor "data: [DONE]" (llm/server.go, token repeat
+// limit); long answers in tests should be sampled (temperature 1, seeded).
 package ollamatest
 
 import (
