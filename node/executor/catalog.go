@@ -31,6 +31,7 @@ type catalog struct {
 	clients    map[string]*backend.Client     // guarded by mu: by base URL
 	down       map[string]string              // guarded by mu: base URL -> why
 	missing    map[string]bool                // guarded by mu: models the backend does not know
+	probing    map[string]bool                // guarded by mu: base URLs being asked after a failure
 	gates      map[string]*slots.Gate         // guarded by mu
 	current    map[string]*pb.ModelDescriptor // guarded by mu: as last announced
 }
@@ -39,7 +40,7 @@ func newCatalog(cfg *Config, onLoad func(string, slots.Load), announce func([]*p
 	c := &catalog{
 		cfg: cfg, onLoad: onLoad, announce: announce,
 		serving: cfg.Serving, clients: map[string]*backend.Client{},
-		down: map[string]string{}, missing: map[string]bool{},
+		down: map[string]string{}, missing: map[string]bool{}, probing: map[string]bool{},
 		gates: map[string]*slots.Gate{}, current: map[string]*pb.ModelDescriptor{},
 	}
 	if err := c.set(cfg.Models, cfg.Serving); err != nil {
@@ -198,7 +199,25 @@ func (c *catalog) failed(model string, err *backend.Error) {
 		c.missing[model] = true
 		c.cfg.Logger.Warn().Str("model", model).Str("backend", url).Msg("Backend does not know the model; announcing without it until the backend lists it")
 	case err.Unavailable:
+		if _, ok := c.down[url]; ok || c.probing[url] {
+			return
+		}
+		// One broken answer (a stream cut by the engine) says little
+		// about the next: ask the backend first, and take its models
+		// off the network only if it does not answer.
+		cl := c.clients[url]
+		c.probing[url] = true
+		c.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
+		_, perr := cl.Models(ctx)
+		cancel()
+		c.mu.Lock()
+		delete(c.probing, url)
 		if _, ok := c.down[url]; ok {
+			return
+		}
+		if perr == nil {
+			c.cfg.Logger.Warn().Str("backend", url).Str("model", model).Str("error", err.Message).Msg("Backend failed one request but answers; its models stay available")
 			return
 		}
 		c.down[url] = err.Message

@@ -100,12 +100,14 @@ func (e *Executor) serveInference(s network.Stream) {
 		log.Debug().Err(a.writeErr).Msg("Answer not delivered; backend call cancelled")
 		return
 	default:
-		var be *backend.Error
-		if errors.As(err, &be) {
-			e.catalog.failed(req.GetModelId(), be)
-		}
 		code, retry := backendCode(err)
 		a.fail(lp.Errorf(code, "%v", err), retry)
+		var be *backend.Error
+		if errors.As(err, &be) {
+			// The slot is held until the backend has been asked, so that
+			// an idle executor has settled what the failure meant.
+			e.catalog.failed(req.GetModelId(), be)
+		}
 		return
 	}
 	usage := &pb.Usage{CompletionTokens: uint32(res.Deltas)}

@@ -80,3 +80,32 @@ func TestBackendForgetsModel(t *testing.T) {
 		t.Fatalf("request once the backend lists the model again: %v", err)
 	}
 }
+
+// An answer the engine cuts (its stream ends without [DONE]) fails with
+// 6003, but a backend that still answers keeps its models available: one
+// broken answer must not take the model off the network.
+func TestCutAnswerFromALiveBackend(t *testing.T) {
+	fake := backendtest.New(t, backendtest.WithModels("m1"))
+	v, _ := StartValidator(t, nil)
+	e := startServing(t, v, fake, []*pb.ModelDescriptor{Model("m1", 2)}, nil)
+	c := NewClient(t, v)
+	seq := e.AnnouncementSeq()
+
+	fake.SetCutAfter(2)
+	ans, err := c.Infer(context.Background(), chatRequest("m1", "hi"), nil)
+	wantCode(t, "a cut answer", err, lp.ErrBackendFailed.Code)
+	if ans.Text == "" {
+		t.Fatal("the text before the cut was not reported")
+	}
+	fake.SetCutAfter(-1)
+	EventuallyWithin(t, hangGuard, "the slot freed after the backend was asked", idle(e, "m1"))
+	if e.AnnouncementSeq() != seq {
+		t.Fatal("a cut answer from a live backend changed the announcement (model taken off the network)")
+	}
+	if err := seesAvailable(v, e.ID(), "m1", true)(); err != nil {
+		t.Fatal(err)
+	}
+	if ans, err := c.Infer(context.Background(), chatRequest("m1", "hi"), nil); err != nil || ans.Receipt == nil {
+		t.Fatalf("the next request: %v", err)
+	}
+}
