@@ -120,6 +120,8 @@ func (c *child) handle(r Request) Reply {
 		rep, err = c.schedule(r)
 	case "query":
 		rep, err = c.query(r)
+	case "flood":
+		rep, err = c.flood(r)
 	default:
 		err = fmt.Errorf("unknown op %q", r.Op)
 	}

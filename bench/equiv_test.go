@@ -71,7 +71,7 @@ func TestSignerIsPeerIDOfKey(t *testing.T) {
 		if p.Heartbeat.Signer != want {
 			t.Fatalf("signer %s, want %s", p.Heartbeat.Signer, want)
 		}
-		if err := p.Heartbeat.Verify(); err != nil {
+		if _, err := p.Heartbeat.Verify(); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -89,8 +89,8 @@ func TestSignerIsPeerIDOfKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Signer != id {
-		t.Fatalf("secp256k1 signer %s, want %s", s.Signer, id)
+	if s.Signer() != id {
+		t.Fatalf("secp256k1 signer %s, want %s", s.Signer(), id)
 	}
 }
 

@@ -18,7 +18,7 @@ const ChildEnv = "LLOOM_BENCH_CHILD"
 // Request is one command to the load generator, one JSON line on its
 // standard input.
 type Request struct {
-	Op string `json:"op"` // connect, prepare, publish, schedule, query, ack, stop, phase, close
+	Op string `json:"op"` // connect, prepare, publish, schedule, query, flood, ack, stop, phase, close
 
 	// connect: full multiaddrs (with /p2p/) of the peers to publish to.
 	Addrs []string `json:"addrs,omitempty"`
@@ -45,7 +45,8 @@ type Request struct {
 
 	// query: send Count of these marshaled QueryRequests round-robin to the
 	// first peer connected, Concurrency at a time, each on a new stream of
-	// the open connection.
+	// the open connection. flood: the same until stop, counting answers
+	// and refusals instead of failing on a refusal.
 	Queries     [][]byte `json:"queries,omitempty"`
 	Count       int      `json:"count,omitempty"`
 	Concurrency int      `json:"concurrency,omitempty"`
@@ -71,6 +72,8 @@ type Reply struct {
 	// response, in order, and the average response size.
 	Latencies []time.Duration `json:"latencies,omitempty"`
 	Bytes     int             `json:"bytes,omitempty"`
+	// flood: queries refused with 4290 (Messages counts the answered).
+	Limited int `json:"limited,omitempty"`
 }
 
 // Generator is the parent's handle on a load generator process.

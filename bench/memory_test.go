@@ -40,10 +40,18 @@ func BenchmarkRegistryMemory(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			if _, err := r.ApplyAnnouncement(a.Announcement, now); err != nil {
+			va, err := a.Announcement.Verify()
+			if err != nil {
 				b.Fatal(err)
 			}
-			if _, err := r.ApplyHeartbeat(h.Heartbeat, now); err != nil {
+			vh, err := h.Heartbeat.Verify()
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := r.ApplyAnnouncement(va, now); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := r.ApplyHeartbeat(vh, now); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"net/netip"
 	"runtime"
 	"sync"
 	"testing"
@@ -17,8 +18,8 @@ import (
 
 // opened is a fleet's messages decoded as a validator holds them.
 type opened struct {
-	anns []*lp.SignedAnnouncement
-	hbs  []*lp.SignedHeartbeat
+	anns []*lp.VerifiedAnnouncement
+	hbs  []*lp.VerifiedHeartbeat
 }
 
 var fleets sync.Map // executors -> func() opened
@@ -32,7 +33,7 @@ func openedFleet(n int) opened {
 		if err != nil {
 			panic(err)
 		}
-		o := opened{anns: make([]*lp.SignedAnnouncement, n), hbs: make([]*lp.SignedHeartbeat, n)}
+		o := opened{anns: make([]*lp.VerifiedAnnouncement, n), hbs: make([]*lp.VerifiedHeartbeat, n)}
 		Parallel(n, func(i int) {
 			a, err := node.DecodeGossip(msgs[i])
 			if err != nil {
@@ -42,18 +43,27 @@ func openedFleet(n int) opened {
 			if err != nil {
 				panic(err)
 			}
-			o.anns[i], o.hbs[i] = a.Announcement, h.Heartbeat
+			if o.anns[i], err = a.Announcement.Verify(); err != nil {
+				panic(err)
+			}
+			if o.hbs[i], err = h.Heartbeat.Verify(); err != nil {
+				panic(err)
+			}
 		})
 		return o
 	}))
 	return f.(func() opened)()
 }
 
-// fill applies a fleet to a registry, seen now.
+// fill applies a fleet to a registry, seen now, each executor verified as
+// if reached from an address of its own.
 func fill(b *testing.B, r *registry.Registry, o opened, now time.Time) {
 	b.Helper()
 	for i := range o.anns {
 		if _, err := r.ApplyAnnouncement(o.anns[i], now); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := r.Reached(o.anns[i], netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), now); err != nil {
 			b.Fatal(err)
 		}
 		if _, err := r.ApplyHeartbeat(o.hbs[i], now); err != nil {
@@ -70,11 +80,11 @@ type queryKind struct {
 }
 
 // queryKinds are find-model with filters, a page of 20 at offsets 0 to
-// 180, and list-all with filters, default page (100 models, cut by the
-// response budget), at offsets 0 to 90.
+// 180, and list with filters, the default page (100 models: summaries),
+// at offsets 0 to 90.
 func queryKinds() []queryKind {
 	var find, list queryKind
-	find.name, list.name = "find-model", "list-all"
+	find.name, list.name = "find-model", "list"
 	for i := range NumModels {
 		find.qs = append(find.qs, &pb.QueryRequest{
 			Query:   &pb.QueryRequest_FindModel{FindModel: &pb.FindModelQuery{ModelId: ModelID(i)}},
@@ -97,7 +107,8 @@ func queryKinds() []queryKind {
 // response's marshaling (what the validator does per query after reading
 // it), at 10,000 executors with 5 of 100 models each (-full; 1,000 in CI).
 // Each iteration is one query; queries/s per core is iterations over the
-// CPU time of the benchmark's thread.
+// CPU time of the benchmark's thread. It also reports the entries each
+// query examined and what the validator charges for it, in query units.
 func BenchmarkQueryServer(b *testing.B) {
 	n := size(1000, 10000)
 	r, err := registry.New(registry.Config{StaleAfter: time.Hour, RemoveAfter: 2 * time.Hour, MaxExecutors: n})
@@ -119,11 +130,11 @@ func BenchmarkQueryServer(b *testing.B) {
 			runtime.LockOSThread()
 			defer runtime.UnlockOSThread()
 			cpu := ThreadCPUTime()
-			i, size := 0, 0
+			i, size, scanned := 0, 0, 0
 			for b.Loop() {
 				j := i % len(k.qs)
 				start := time.Now()
-				resp := r.Query(k.qs[j], limits[j], now)
+				resp, n := r.QueryWork(k.qs[j], limits[j], now)
 				t1 := time.Now()
 				out, err := proto.Marshal(resp)
 				if err != nil || resp.GetErrorCode() != 0 {
@@ -133,6 +144,7 @@ func BenchmarkQueryServer(b *testing.B) {
 				query.Add(t1.Sub(start))
 				marshal.Add(t2.Sub(start))
 				size += len(out)
+				scanned += n
 				i++
 			}
 			used := ThreadCPUTime() - cpu
@@ -140,6 +152,8 @@ func BenchmarkQueryServer(b *testing.B) {
 			marshal.Report(b, "us")
 			b.ReportMetric(float64(i)/used.Seconds(), "queries/cpu-s")
 			b.ReportMetric(float64(size)/float64(i), "bytes/response")
+			b.ReportMetric(float64(scanned)/float64(i), "entries/query")
+			b.ReportMetric(validator.QueryCost(size/i, scanned/i), "units/query")
 		})
 	}
 }
@@ -167,8 +181,8 @@ func BenchmarkQueryEndToEnd(b *testing.B) {
 			reqs[i] = append(reqs[i], m)
 		}
 	}
-	counts := []int{size(50, 1000), size(5, 50)}
-	lat := []Dist{{Name: "find-model"}, {Name: "list-all"}}
+	counts := []int{size(50, 1000), size(50, 1000)}
+	lat := []Dist{{Name: "find-model"}, {Name: "list"}}
 	var qps, perCPU [2][]float64
 	var bytes [2]int
 	for b.Loop() {

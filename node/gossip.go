@@ -21,8 +21,8 @@ import (
 // GossipPayload is a decoded GossipMessage: exactly one of Announcement and
 // Heartbeat is set. Nothing in it has been verified yet.
 type GossipPayload struct {
-	Announcement *lp.SignedAnnouncement
-	Heartbeat    *lp.SignedHeartbeat
+	Announcement *lp.DecodedAnnouncement
+	Heartbeat    *lp.DecodedHeartbeat
 }
 
 // DecodeGossip decodes a GossipMessage and the envelope it carries, with
@@ -58,19 +58,22 @@ func EncodeHeartbeat(env []byte) ([]byte, error) {
 }
 
 // CheckPayload is the stateless part of the topic validator that every node
-// runs: freshness against now, then the signature.
+// runs: freshness against now, then the signature. (Validators run their
+// whole rule list instead: node/validator/accept.go.)
 func CheckPayload(p GossipPayload, now time.Time, maxAge time.Duration) error {
 	nowMs := now.UnixMilli()
 	if a := p.Announcement; a != nil {
 		if err := lp.CheckFreshness(a.Announcement.GetIssuedAtMs(), nowMs, maxAge.Milliseconds()); err != nil {
 			return err
 		}
-		return a.Verify()
+		_, err := a.Verify()
+		return err
 	}
 	if err := lp.CheckFreshness(p.Heartbeat.Heartbeat.GetIssuedAtMs(), nowMs, maxAge.Milliseconds()); err != nil {
 		return err
 	}
-	return p.Heartbeat.Verify()
+	_, err := p.Heartbeat.Verify()
+	return err
 }
 
 // ValidateFunc judges one decoded message; nil accepts it.
@@ -92,14 +95,24 @@ func ValidationResult(err error) pubsub.ValidationResult {
 	}
 }
 
+// JudgeFunc is a topic validator that takes a message's data as it came
+// and returns GossipSub's verdict itself.
+type JudgeFunc func(ctx context.Context, from peer.ID, data []byte) pubsub.ValidationResult
+
 // GossipConfig configures the lloom topic.
 type GossipConfig struct {
 	Network string
 	// Validate judges each message after it decoded; it must be safe for
-	// concurrent use.
+	// concurrent use. Nodes that keep no state use it.
 	Validate ValidateFunc
 	// OnReject is told about each message that failed decoding or Validate.
 	OnReject func(from peer.ID, p GossipPayload, err error)
+	// Judge, if set, replaces DecodeGossip, Validate and OnReject: the
+	// whole decision, decoding included (validators: one rule list).
+	Judge JudgeFunc
+	// AppScore is GossipSub's application-specific peer score (added to
+	// the topic score with weight 1); nil is 0 for every peer.
+	AppScore func(peer.ID) float64
 	// Subscribe receives the topic's messages (validators); executors only
 	// publish.
 	Subscribe bool
@@ -148,7 +161,7 @@ func GossipOptions() []pubsub.Option {
 func NewGossip(h host.Host, cfg GossipConfig, log zerolog.Logger) (*Gossip, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	tracer := NewTracer()
-	opts := append(append(GossipOptions(), tracer.Option(), PeerScoreOption(cfg.Network)), cfg.Options...)
+	opts := append(append(GossipOptions(), tracer.Option(), PeerScoreOption(cfg.Network, cfg.AppScore)), cfg.Options...)
 	ps, err := pubsub.NewGossipSub(ctx, h, opts...)
 	if err != nil {
 		cancel()
@@ -157,6 +170,9 @@ func NewGossip(h host.Host, cfg GossipConfig, log zerolog.Logger) (*Gossip, erro
 	g := &Gossip{PubSub: ps, Tracer: tracer, cancel: cancel}
 	name := lp.Topic(cfg.Network)
 	validate := func(ctx context.Context, from peer.ID, m *pubsub.Message) pubsub.ValidationResult {
+		if cfg.Judge != nil {
+			return cfg.Judge(ctx, from, m.GetData())
+		}
 		p, err := DecodeGossip(m.GetData())
 		if err == nil {
 			err = cfg.Validate(ctx, from, p)

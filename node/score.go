@@ -32,7 +32,14 @@ var scoreThresholds = pubsub.PeerScoreThresholds{
 // topic validator), with a small reward for first deliveries and time in
 // the mesh. Many executors may run behind one address, so IP colocation
 // only counts past 50 peers per address, and not at all on loopback.
-func PeerScoreOption(network string) pubsub.Option {
+//
+// appScore, if not nil, is the application's own score of a peer, added
+// with weight 1: validators lower it for a peer that answered their relay
+// pulls with envelopes that do not verify.
+func PeerScoreOption(network string, appScore func(peer.ID) float64) pubsub.Option {
+	if appScore == nil {
+		appScore = func(peer.ID) float64 { return 0 }
+	}
 	_, loop4, _ := net.ParseCIDR("127.0.0.0/8")
 	_, loop6, _ := net.ParseCIDR("::1/128")
 	topic := &pubsub.TopicScoreParams{
@@ -61,7 +68,7 @@ func PeerScoreOption(network string) pubsub.Option {
 	params := &pubsub.PeerScoreParams{
 		Topics:                      map[string]*pubsub.TopicScoreParams{lp.Topic(network): topic},
 		TopicScoreCap:               100,
-		AppSpecificScore:            func(peer.ID) float64 { return 0 },
+		AppSpecificScore:            appScore,
 		AppSpecificWeight:           1,
 		IPColocationFactorWeight:    -10,
 		IPColocationFactorThreshold: 50,

@@ -80,17 +80,19 @@ func seal(r record.Record, executorID []byte, key crypto.PrivKey) ([]byte, error
 	return env.Marshal()
 }
 
-// SignedAnnouncement is a decoded announcement envelope. Until Verify
-// returns nil, nothing in it is to be trusted.
-type SignedAnnouncement struct {
+// DecodedAnnouncement is an announcement envelope that decoded and passed
+// every check but its signature's. Nothing in it is to be trusted: the
+// registry accepts only a VerifiedAnnouncement, which Verify returns once
+// the signature holds.
+type DecodedAnnouncement struct {
 	Raw          []byte // the envelope bytes as received
 	Announcement *pb.Announcement
 	Signer       peer.ID // derived from the envelope's public key
 	signed       signed  // what Verify checks, kept from decoding
 }
 
-// SignedHeartbeat is a decoded heartbeat envelope.
-type SignedHeartbeat struct {
+// DecodedHeartbeat is DecodedAnnouncement for heartbeats.
+type DecodedHeartbeat struct {
 	Raw       []byte
 	Heartbeat *pb.Heartbeat
 	Signer    peer.ID
@@ -110,7 +112,7 @@ type signed struct {
 // DecodeAnnouncement parses an announcement envelope and checks everything
 // but the signature: payload type, decoding, signer = executor_id, and every
 // field limit. It is the cheap first half of OpenAnnouncement.
-func DecodeAnnouncement(raw []byte) (*SignedAnnouncement, error) {
+func DecodeAnnouncement(raw []byte) (*DecodedAnnouncement, error) {
 	a := &pb.Announcement{}
 	signer, sig, err := decodeEnvelope(raw, AnnouncementPayloadType, a)
 	if err != nil {
@@ -122,31 +124,35 @@ func DecodeAnnouncement(raw []byte) (*SignedAnnouncement, error) {
 	if err := CheckAnnouncement(a); err != nil {
 		return nil, err
 	}
-	return &SignedAnnouncement{Raw: raw, Announcement: a, Signer: signer, signed: sig}, nil
+	return &DecodedAnnouncement{Raw: raw, Announcement: a, Signer: signer, signed: sig}, nil
 }
 
-// Verify checks the envelope's signature over the announcement domain.
-func (s *SignedAnnouncement) Verify() error {
+// Verify checks the envelope's signature over the announcement domain and
+// returns the announcement as verified. It is the only way to get one.
+func (s *DecodedAnnouncement) Verify() (*VerifiedAnnouncement, error) {
+	var err error
 	if s.signed.key == nil { // not made by DecodeAnnouncement
-		return verify(s.Raw, &AnnouncementRecord{})
+		err = verify(s.Raw, &AnnouncementRecord{})
+	} else {
+		err = s.signed.verify(AnnouncementDomain)
 	}
-	return s.signed.verify(AnnouncementDomain)
+	if err != nil {
+		return nil, err
+	}
+	return &VerifiedAnnouncement{raw: s.Raw, a: s.Announcement, signer: s.Signer}, nil
 }
 
 // OpenAnnouncement decodes, checks and verifies an announcement envelope.
-func OpenAnnouncement(raw []byte) (*SignedAnnouncement, error) {
+func OpenAnnouncement(raw []byte) (*VerifiedAnnouncement, error) {
 	s, err := DecodeAnnouncement(raw)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.Verify(); err != nil {
-		return nil, err
-	}
-	return s, nil
+	return s.Verify()
 }
 
 // DecodeHeartbeat is DecodeAnnouncement for heartbeats.
-func DecodeHeartbeat(raw []byte) (*SignedHeartbeat, error) {
+func DecodeHeartbeat(raw []byte) (*DecodedHeartbeat, error) {
 	h := &pb.Heartbeat{}
 	signer, sig, err := decodeEnvelope(raw, HeartbeatPayloadType, h)
 	if err != nil {
@@ -158,27 +164,31 @@ func DecodeHeartbeat(raw []byte) (*SignedHeartbeat, error) {
 	if err := CheckHeartbeat(h); err != nil {
 		return nil, err
 	}
-	return &SignedHeartbeat{Raw: raw, Heartbeat: h, Signer: signer, signed: sig}, nil
+	return &DecodedHeartbeat{Raw: raw, Heartbeat: h, Signer: signer, signed: sig}, nil
 }
 
-// Verify checks the envelope's signature over the heartbeat domain.
-func (s *SignedHeartbeat) Verify() error {
+// Verify checks the envelope's signature over the heartbeat domain and
+// returns the heartbeat as verified. It is the only way to get one.
+func (s *DecodedHeartbeat) Verify() (*VerifiedHeartbeat, error) {
+	var err error
 	if s.signed.key == nil { // not made by DecodeHeartbeat
-		return verify(s.Raw, &HeartbeatRecord{})
+		err = verify(s.Raw, &HeartbeatRecord{})
+	} else {
+		err = s.signed.verify(HeartbeatDomain)
 	}
-	return s.signed.verify(HeartbeatDomain)
+	if err != nil {
+		return nil, err
+	}
+	return &VerifiedHeartbeat{raw: s.Raw, h: s.Heartbeat, signer: s.Signer}, nil
 }
 
 // OpenHeartbeat decodes, checks and verifies a heartbeat envelope.
-func OpenHeartbeat(raw []byte) (*SignedHeartbeat, error) {
+func OpenHeartbeat(raw []byte) (*VerifiedHeartbeat, error) {
 	s, err := DecodeHeartbeat(raw)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.Verify(); err != nil {
-		return nil, err
-	}
-	return s, nil
+	return s.Verify()
 }
 
 // decodeEnvelope parses an envelope as record.UnmarshalEnvelope does,

@@ -94,13 +94,13 @@ func TestAnnouncementRoundTrip(t *testing.T) {
 			t.Errorf("%s: a correctly sealed announcement is refused: %v", tc.name, err)
 			continue
 		}
-		if !proto.Equal(s.Announcement, tc.a) {
-			t.Errorf("%s: opened announcement %v, want what was sealed %v", tc.name, s.Announcement, tc.a)
+		if !proto.Equal(s.Announcement(), tc.a) {
+			t.Errorf("%s: opened announcement %v, want what was sealed %v", tc.name, s.Announcement(), tc.a)
 		}
-		if s.Signer != id {
-			t.Errorf("%s: signer %s, want the executor %s", tc.name, s.Signer, id)
+		if s.Signer() != id {
+			t.Errorf("%s: signer %s, want the executor %s", tc.name, s.Signer(), id)
 		}
-		if !bytes.Equal(s.Raw, raw) {
+		if !bytes.Equal(s.Raw(), raw) {
 			t.Errorf("%s: Raw is not the envelope as received, so a validator would pass on other bytes", tc.name)
 		}
 	}
@@ -132,11 +132,11 @@ func TestHeartbeatRoundTrip(t *testing.T) {
 			t.Errorf("%s: a correctly sealed heartbeat is refused: %v", tc.name, err)
 			continue
 		}
-		if !proto.Equal(s.Heartbeat, tc.h) {
-			t.Errorf("%s: opened heartbeat %v, want what was sealed %v", tc.name, s.Heartbeat, tc.h)
+		if !proto.Equal(s.Heartbeat(), tc.h) {
+			t.Errorf("%s: opened heartbeat %v, want what was sealed %v", tc.name, s.Heartbeat(), tc.h)
 		}
-		if s.Signer != id {
-			t.Errorf("%s: signer %s, want the executor %s", tc.name, s.Signer, id)
+		if s.Signer() != id {
+			t.Errorf("%s: signer %s, want the executor %s", tc.name, s.Signer(), id)
 		}
 	}
 }
@@ -370,8 +370,8 @@ func TestKeyTypesRoundTrip(t *testing.T) {
 		s, err := protocol.OpenAnnouncement(sealAnnouncement(t, a, key))
 		if err != nil {
 			t.Errorf("%s: an executor with this key type cannot announce: %v", kt.name, err)
-		} else if s.Signer != id || !proto.Equal(s.Announcement, a) {
-			t.Errorf("%s: opened (%s, %v), want (%s, %v)", kt.name, s.Signer, s.Announcement, id, a)
+		} else if s.Signer() != id || !proto.Equal(s.Announcement(), a) {
+			t.Errorf("%s: opened (%s, %v), want (%s, %v)", kt.name, s.Signer(), s.Announcement(), id, a)
 		}
 		if _, err := protocol.OpenHeartbeat(sealHeartbeat(t, validHeartbeat(id), key)); err != nil {
 			t.Errorf("%s: an executor with this key type cannot send heartbeats: %v", kt.name, err)

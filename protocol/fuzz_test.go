@@ -102,12 +102,12 @@ func checkAnnouncementEnvelope(t *testing.T, raw []byte) {
 		}
 		return
 	}
-	if o.Signer != d.Signer || !proto.Equal(o.Announcement, d.Announcement) {
-		t.Fatalf("Open and Decode disagree: %v / %v", o.Announcement, d.Announcement)
+	if o.Signer() != d.Signer || !proto.Equal(o.Announcement(), d.Announcement) {
+		t.Fatalf("Open and Decode disagree: %v / %v", o.Announcement(), d.Announcement)
 	}
 	if _, rec, err := record.ConsumeEnvelope(raw, protocol.AnnouncementDomain); err != nil {
 		t.Fatalf("Open accepted an envelope go-libp2p refuses: %v", err)
-	} else if ar, ok := rec.(*protocol.AnnouncementRecord); !ok || !proto.Equal(&ar.Announcement, o.Announcement) {
+	} else if ar, ok := rec.(*protocol.AnnouncementRecord); !ok || !proto.Equal(&ar.Announcement, o.Announcement()) {
 		t.Fatalf("go-libp2p decoded %T differently", rec)
 	}
 }
@@ -135,8 +135,8 @@ func checkHeartbeatEnvelope(t *testing.T, raw []byte) {
 		}
 		return
 	}
-	if o.Signer != d.Signer || !proto.Equal(o.Heartbeat, d.Heartbeat) {
-		t.Fatalf("Open and Decode disagree: %v / %v", o.Heartbeat, d.Heartbeat)
+	if o.Signer() != d.Signer || !proto.Equal(o.Heartbeat(), d.Heartbeat) {
+		t.Fatalf("Open and Decode disagree: %v / %v", o.Heartbeat(), d.Heartbeat)
 	}
 }
 
@@ -199,8 +199,8 @@ func FuzzSignedPayload(f *testing.F) {
 			if code(err) != want {
 				t.Fatalf("signed heartbeat payload: Open gives %v, want code %d", err, want)
 			}
-			if err == nil && !proto.Equal(s.Heartbeat, &h) {
-				t.Fatalf("Open decoded %v, payload is %v", s.Heartbeat, &h)
+			if err == nil && !proto.Equal(s.Heartbeat(), &h) {
+				t.Fatalf("Open decoded %v, payload is %v", s.Heartbeat(), &h)
 			}
 			checkHeartbeatEnvelope(t, raw)
 			return
@@ -213,8 +213,8 @@ func FuzzSignedPayload(f *testing.F) {
 		if code(err) != want {
 			t.Fatalf("signed announcement payload: Open gives %v, want code %d", err, want)
 		}
-		if err == nil && !proto.Equal(s.Announcement, &a) {
-			t.Fatalf("Open decoded %v, payload is %v", s.Announcement, &a)
+		if err == nil && !proto.Equal(s.Announcement(), &a) {
+			t.Fatalf("Open decoded %v, payload is %v", s.Announcement(), &a)
 		}
 		checkAnnouncementEnvelope(t, raw)
 	})

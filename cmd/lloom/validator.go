@@ -45,6 +45,9 @@ from one of them (or from host:port).`,
 			if cfg.Registry.MaxExecutors <= 0 {
 				return usagef("--max-executors %d must be positive", cfg.Registry.MaxExecutors)
 			}
+			if cfg.Registry.MaxPerIP < 0 {
+				return usagef("--max-executors-per-ip %d must be 0 (no limit) or positive", cfg.Registry.MaxPerIP)
+			}
 			if cfg.QueryRate < 0 {
 				return usagef("--query-rate %d must be 0 (off) or positive", cfg.QueryRate)
 			}
@@ -81,8 +84,9 @@ from one of them (or from host:port).`,
 	fs.StringVar(&cfg.AddrFile, "addr-file", "", "write the full multiaddrs to this file, one per line")
 	durationVar(fs, &cfg.Registry.StaleAfter, "stale-after", cfg.Registry.StaleAfter, "mark an executor stale after this long without a valid heartbeat")
 	durationVar(fs, &cfg.Registry.RemoveAfter, "remove-after", cfg.Registry.RemoveAfter, "remove an executor after this long without a valid heartbeat")
-	fs.IntVar(&cfg.Registry.MaxExecutors, "max-executors", cfg.Registry.MaxExecutors, "registry size limit")
-	fs.IntVar(&cfg.QueryRate, "query-rate", cfg.QueryRate, "queries per second per peer (burst twice that); 0 turns the limit off")
+	fs.IntVar(&cfg.Registry.MaxExecutors, "max-executors", cfg.Registry.MaxExecutors, "registry size limit; when full, a newly verified executor evicts an unverified, stale or crowded entry")
+	fs.IntVar(&cfg.Registry.MaxPerIP, "max-executors-per-ip", cfg.Registry.MaxPerIP, "verified executors per observed IPv4 address or IPv6 /64, loopback included; 0 = no limit")
+	fs.IntVar(&cfg.QueryRate, "query-rate", cfg.QueryRate, "query units per second per peer, burst twice that (a query costs 1 unit + 1 per 64 KiB answered + 1 per 32,768 registry entries examined); 0 turns the limit off")
 	fs.BoolVar(&cfg.Subscribe, "subscribe-announcements", cfg.Subscribe, "subscribe to the announcement topic (false: answer queries only)")
 	return cmd
 }

@@ -4,10 +4,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/lloom/lloom/node"
@@ -42,6 +44,32 @@ func (c *Client) call(ctx context.Context, i int, q *pb.QueryRequest, giveUp <-c
 	if err != nil {
 		return nil, err
 	}
+	// A validator holds its 4290 until this client could be served again,
+	// so asking again at once is right; the pause covers one that answers
+	// 4290 at once. The timeout still bounds the whole.
+	pause := rateLimitPause
+	for {
+		resp, err := c.exchange(ctx, id, q.GetQueryId(), req)
+		if !errors.Is(err, lp.ErrRateLimited) {
+			return resp, err
+		}
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return resp, err
+		case <-t.C:
+		}
+		pause = min(2*pause, time.Second)
+	}
+}
+
+// rateLimitPause is the first pause after a 4290.
+const rateLimitPause = 20 * time.Millisecond
+
+// exchange sends one marshaled query to the validator id and decodes its
+// answer.
+func (c *Client) exchange(ctx context.Context, id peer.ID, queryID uint64, req []byte) (*pb.QueryResponse, error) {
 	b, err := node.Call(ctx, c.h, id, lp.QueryProtocol, req, lp.MaxResponseSize, c.cfg.Timeout)
 	if err != nil {
 		return nil, err
@@ -53,8 +81,8 @@ func (c *Client) call(ctx context.Context, i int, q *pb.QueryRequest, giveUp <-c
 	if err := lp.ErrorFromResponse(resp.GetErrorCode(), resp.GetErrorMessage()); err != nil {
 		return &resp, err
 	}
-	if resp.GetQueryId() != q.GetQueryId() {
-		return nil, lp.Errorf(lp.ErrMalformed.Code, "response answers query %d, not %d", resp.GetQueryId(), q.GetQueryId())
+	if resp.GetQueryId() != queryID {
+		return nil, lp.Errorf(lp.ErrMalformed.Code, "response answers query %d, not %d", resp.GetQueryId(), queryID)
 	}
 	return &resp, nil
 }
@@ -70,6 +98,15 @@ type query func(ctx context.Context, i int, q *pb.QueryRequest) (*pb.QueryRespon
 // unreachable validator is retried until the timeout, but no longer than
 // unreachableGrace after another one has answered.
 func (c *Client) each(ctx context.Context, f func(ctx context.Context, i int, call query) error) []ValidatorError {
+	all := make([]int, len(c.cfg.Validators))
+	for i := range all {
+		all[i] = i
+	}
+	return c.eachOf(ctx, all, f)
+}
+
+// eachOf is each for the validators of the given indexes.
+func (c *Client) eachOf(ctx context.Context, validators []int, f func(ctx context.Context, i int, call query) error) []ValidatorError {
 	var (
 		mu       sync.Mutex
 		failures []ValidatorError
@@ -95,7 +132,7 @@ func (c *Client) each(ctx context.Context, f func(ctx context.Context, i int, ca
 		case <-finished:
 		}
 	}()
-	for i := range c.cfg.Validators {
+	for _, i := range validators {
 		workers.Go(func() {
 			call := func(ctx context.Context, i int, q *pb.QueryRequest) (*pb.QueryResponse, error) {
 				resp, err := c.call(ctx, i, q, giveUp)
@@ -135,7 +172,17 @@ func (c *Client) FindModel(ctx context.Context, model string, filters *pb.QueryF
 		return nil, fmt.Errorf("model id %q is not valid: want 1-128 characters of [A-Za-z0-9._:/@-]", model)
 	}
 	m := newMerger()
-	failures := c.each(ctx, func(ctx context.Context, i int, call query) error {
+	failures := c.each(ctx, c.findModel(model, filters, m))
+	if err := c.allFailed(failures); err != nil {
+		return nil, err
+	}
+	return &ModelResult{ModelID: model, Executors: m.executors(model), Failures: failures, Rejected: m.rejections()}, nil
+}
+
+// findModel returns the function of each that pages through one
+// validator's executors of model into m.
+func (c *Client) findModel(model string, filters *pb.QueryFilters, m *merger) func(ctx context.Context, i int, call query) error {
+	return func(ctx context.Context, i int, call query) error {
 		var offset uint32
 		for range maxPages {
 			resp, err := call(ctx, i, &pb.QueryRequest{
@@ -157,56 +204,7 @@ func (c *Client) FindModel(ctx context.Context, model string, filters *pb.QueryF
 			}
 		}
 		return nil
-	})
-	if err := c.allFailed(failures); err != nil {
-		return nil, err
 	}
-	return &ModelResult{ModelID: model, Executors: m.executors(model), Failures: failures, Rejected: m.rejected}, nil
-}
-
-// ListModels asks every validator for every model and its executors, and
-// returns them merged, models by id and executors least loaded first.
-func (c *Client) ListModels(ctx context.Context, filters *pb.QueryFilters) (*ModelsResult, error) {
-	m := newMerger()
-	failures := c.each(ctx, func(ctx context.Context, i int, call query) error {
-		var offset uint32
-		for range maxPages {
-			resp, err := call(ctx, i, &pb.QueryRequest{
-				Query:   &pb.QueryRequest_ListModels{ListModels: &pb.ListModelsQuery{}},
-				Filters: filters,
-				Limit:   lp.MaxQueryLimit,
-				Offset:  offset,
-			})
-			if err != nil {
-				return err
-			}
-			list := resp.GetModels()
-			byID := make(map[string]*pb.ExecutorEntry, len(list.GetExecutors()))
-			for _, e := range list.GetExecutors() {
-				byID[string(e.GetPeerId())] = e
-			}
-			for _, s := range list.GetModels() {
-				for _, id := range s.GetExecutorIds() {
-					if e, ok := byID[string(id)]; ok {
-						m.add(s.GetModelId(), modelView(e, s.GetModelId()), c.cfg.Validators[i].Raw)
-					}
-				}
-			}
-			offset += uint32(len(list.GetModels()))
-			if len(list.GetModels()) == 0 || offset >= resp.GetTotalCount() {
-				return nil
-			}
-		}
-		return nil
-	})
-	if err := c.allFailed(failures); err != nil {
-		return nil, err
-	}
-	out := &ModelsResult{Failures: failures, Rejected: m.rejected}
-	for _, id := range m.models() {
-		out.Models = append(out.Models, &Model{ID: id, Executors: m.executors(id)})
-	}
-	return out, nil
 }
 
 // Stats asks every validator for its statistics.
@@ -230,32 +228,4 @@ func (c *Client) Stats(ctx context.Context) (*StatsResult, error) {
 	}
 	sortStats(out.Validators)
 	return &out, nil
-}
-
-// modelView narrows an executor-level entry (from a model list) to one
-// model: that model's load, and its status.
-func modelView(e *pb.ExecutorEntry, model string) *pb.ExecutorEntry {
-	v := &pb.ExecutorEntry{
-		PeerId:               e.GetPeerId(),
-		Status:               e.GetStatus(),
-		LastSeenMs:           e.GetLastSeenMs(),
-		Addrs:                e.GetAddrs(),
-		AnnouncementEnvelope: e.GetAnnouncementEnvelope(),
-		HeartbeatEnvelope:    e.GetHeartbeatEnvelope(),
-		AnnouncementSeq:      e.GetAnnouncementSeq(),
-		RegisteredAtMs:       e.GetRegisteredAtMs(),
-		Load:                 &pb.Load{},
-	}
-	for _, l := range e.GetLoad().GetModels() {
-		if l.GetModelId() == model {
-			v.Load.Models = []*pb.ModelLoad{l}
-			if v.Status != pb.ExecutorStatus_EXECUTOR_STATUS_STALE {
-				v.Status = pb.ExecutorStatus_EXECUTOR_STATUS_HEALTHY
-				if l.GetCapacity() > 0 && uint64(l.GetActive())+uint64(l.GetQueued()) >= uint64(l.GetCapacity()) {
-					v.Status = pb.ExecutorStatus_EXECUTOR_STATUS_OVERLOADED
-				}
-			}
-		}
-	}
-	return v
 }

@@ -54,11 +54,36 @@ type ModelResult struct {
 	Rejected []string
 }
 
-// ModelsResult answers ListModels.
+// ModelsResult answers ListModelsWithExecutors: every model with its
+// executors, verified.
 type ModelsResult struct {
 	Models   []*Model
 	Failures []ValidatorError
 	Rejected []string
+}
+
+// ModelSummary is one model as a validator's list counts it: executors by
+// that model's status and the least loaded one's load. Nothing in it is
+// signed; FindModel returns the executors with their envelopes.
+type ModelSummary struct {
+	ID         string
+	Executors  int // healthy + overloaded + stale
+	Healthy    int
+	Overloaded int
+	Stale      int // counted only when the filters include stale executors
+	// BestActive, BestQueued and BestCapacity are the least loaded
+	// executor's load and effective capacity.
+	BestActive, BestQueued, BestCapacity uint32
+	// Validators that listed the model. The counts are the answer of the
+	// one that knows the most executors of it: without executor ids the
+	// answers of several cannot be added up.
+	Validators []string
+}
+
+// SummariesResult answers ListModels: models by id.
+type SummariesResult struct {
+	Models   []*ModelSummary
+	Failures []ValidatorError
 }
 
 // ValidatorStats is one validator's statistics.
@@ -84,12 +109,18 @@ type merger struct {
 	mu       sync.Mutex
 	byModel  map[string]map[peer.ID]*Executor // guarded by mu
 	rejected []string                         // guarded by mu
+	// opened caches each executor's verified announcement: one executor
+	// serving several models, or listed by several validators, costs one
+	// signature check.
+	opened map[peer.ID]*lp.VerifiedAnnouncement // guarded by mu
 }
 
-func newMerger() *merger { return &merger{byModel: map[string]map[peer.ID]*Executor{}} }
+func newMerger() *merger {
+	return &merger{byModel: map[string]map[peer.ID]*Executor{}, opened: map[peer.ID]*lp.VerifiedAnnouncement{}}
+}
 
 func (m *merger) add(model string, e *pb.ExecutorEntry, validator string) {
-	x, err := verify(e, model) // the signature check runs outside the lock
+	x, err := verify(e, model, m.open) // the signature check runs outside the lock
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err != nil {
@@ -112,6 +143,32 @@ func (m *merger) add(model string, e *pb.ExecutorEntry, validator string) {
 		execs[x.PeerID] = x
 	}
 	execs[x.PeerID].Validators = vals
+}
+
+// open verifies an announcement envelope, or returns the one verified
+// before from the same bytes.
+func (m *merger) open(env []byte, id peer.ID) (*lp.VerifiedAnnouncement, error) {
+	m.mu.Lock()
+	s := m.opened[id]
+	m.mu.Unlock()
+	if s != nil && bytes.Equal(s.Raw(), env) {
+		return s, nil
+	}
+	s, err := lp.OpenAnnouncement(env)
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	m.opened[id] = s
+	m.mu.Unlock()
+	return s, nil
+}
+
+// rejections returns the entries dropped so far.
+func (m *merger) rejections() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.rejected)
 }
 
 func (m *merger) models() []string {
@@ -157,18 +214,18 @@ func compareLoad(a, b *Executor) int {
 }
 
 // verify checks an entry against the executor's signed announcement: the
-// signature, the signer, and that the model is one it announced.
-func verify(e *pb.ExecutorEntry, model string) (*Executor, error) {
-	s, err := lp.OpenAnnouncement(e.GetAnnouncementEnvelope())
+// signature (by open), the signer, and that the model is one it announced.
+func verify(e *pb.ExecutorEntry, model string, open func(env []byte, id peer.ID) (*lp.VerifiedAnnouncement, error)) (*Executor, error) {
+	s, err := open(e.GetAnnouncementEnvelope(), peer.ID(e.GetPeerId()))
 	if err != nil {
 		return nil, err
 	}
-	if !bytes.Equal([]byte(s.Signer), e.GetPeerId()) {
-		return nil, fmt.Errorf("announcement of %s listed under peer %x", s.Signer, e.GetPeerId())
+	if !bytes.Equal([]byte(s.Signer()), e.GetPeerId()) {
+		return nil, fmt.Errorf("announcement of %s listed under peer %x", s.Signer(), e.GetPeerId())
 	}
-	a := s.Announcement
+	a := s.Announcement()
 	if a.GetKind() == pb.AnnouncementKind_ANNOUNCEMENT_KIND_REMOVAL {
-		return nil, fmt.Errorf("executor %s withdrew its announcement", s.Signer)
+		return nil, fmt.Errorf("executor %s withdrew its announcement", s.Signer())
 	}
 	var desc *pb.ModelDescriptor
 	for _, d := range a.GetModels() {
@@ -177,10 +234,10 @@ func verify(e *pb.ExecutorEntry, model string) (*Executor, error) {
 		}
 	}
 	if desc == nil {
-		return nil, fmt.Errorf("executor %s did not announce model %q", s.Signer, model)
+		return nil, fmt.Errorf("executor %s did not announce model %q", s.Signer(), model)
 	}
 	x := &Executor{
-		PeerID:       s.Signer,
+		PeerID:       s.Signer(),
 		Status:       e.GetStatus(),
 		LastSeen:     time.UnixMilli(e.GetLastSeenMs()).UTC(),
 		Model:        desc,

@@ -58,7 +58,7 @@ func TestAnnounceDiscoverQuery(t *testing.T) {
 	n := startNetwork(t, nil)
 	ctx := context.Background()
 
-	list, err := n.client.ListModels(ctx, &pb.QueryFilters{})
+	list, err := n.client.ListModelsWithExecutors(ctx, &pb.QueryFilters{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -199,8 +199,24 @@ func EventuallyWithin(t testing.TB, d time.Duration, what string, cond func() er
 }
 
 // Registered is a condition: validator v holds executor id with exactly
-// these models (in any order).
+// these models (in any order), verified (DESIGN §10), so that queries
+// list it.
 func Registered(v *validator.Validator, id peer.ID, models ...string) func() error {
+	held := Held(v, id, models...)
+	return func() error {
+		if err := held(); err != nil {
+			return err
+		}
+		if !v.Registry().Verified(id) {
+			return fmt.Errorf("executor %s registered but not verified", id)
+		}
+		return nil
+	}
+}
+
+// Held is Registered, verified or not: a peer that does not answer the
+// announcement pull protocol is held unverified, hidden from queries.
+func Held(v *validator.Validator, id peer.ID, models ...string) func() error {
 	return func() error {
 		e, ok := v.Registry().Get(id, time.Now())
 		if !ok {

@@ -71,13 +71,19 @@ func (p *Peer) Publish(t testing.TB, data []byte) {
 	}
 }
 
-// Announcement returns an announcement by this peer's key.
+// Announcement returns an announcement by this peer's key, with its
+// listen addresses, so that a validator can reach it to check it.
 func (p *Peer) Announcement(seq uint64, issued time.Time, models ...*pb.ModelDescriptor) *pb.Announcement {
+	var addrs [][]byte
+	for _, a := range p.Host.Addrs() {
+		addrs = append(addrs, a.Bytes())
+	}
 	return &pb.Announcement{
 		ExecutorId:      []byte(p.ID()),
 		Seq:             seq,
 		Kind:            pb.AnnouncementKind_ANNOUNCEMENT_KIND_INITIAL,
 		Models:          models,
+		Addrs:           addrs,
 		IssuedAtMs:      issued.UnixMilli(),
 		ProtocolVersion: lp.Version,
 	}
@@ -116,7 +122,8 @@ func (p *Peer) SealHeartbeat(t testing.TB, h *pb.Heartbeat) []byte {
 	return msg
 }
 
-// ServePull answers announcement pulls with env.
+// ServePull answers announcement pulls with env, which makes the peer pass
+// a validator's liveness check (DESIGN §10) as the executor of env.
 func (p *Peer) ServePull(env []byte) {
 	node.Serve(p.Host, lp.AnnouncementProtocol, 16, 5*time.Second, func(context.Context, peer.ID, []byte, error) ([]byte, error) {
 		return env, nil

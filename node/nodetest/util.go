@@ -17,7 +17,7 @@ func openModels(e *pb.ExecutorEntry) ([]string, error) {
 		return nil, err
 	}
 	var ids []string
-	for _, m := range s.Announcement.GetModels() {
+	for _, m := range s.Announcement().GetModels() {
 		ids = append(ids, m.GetModelId())
 	}
 	return ids, nil

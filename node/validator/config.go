@@ -20,8 +20,9 @@ type Config struct {
 	Subscribe bool
 	// Registry holds the health timeouts and the registry size limit.
 	Registry registry.Config
-	// QueryRate is queries per second per peer (burst twice that); 0 turns
-	// the limit off.
+	// QueryRate is the query budget per peer, in query units per second
+	// (burst twice that): a small query costs one unit, a large one more,
+	// by its work (see queryCost). 0 turns the limit off.
 	QueryRate int
 	// QueryTimeout bounds reading a query and answering it.
 	QueryTimeout time.Duration

@@ -3,6 +3,7 @@ package validator
 import (
 	"context"
 	"crypto/rand"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -44,6 +45,10 @@ func FuzzQueryHandler(f *testing.F) {
 			f.Fatal(err)
 		}
 		if _, err := reg.ApplyAnnouncement(s, now); err != nil {
+			f.Fatal(err)
+		}
+		// Each reached from its own address, as a liveness check would.
+		if _, err := reg.Reached(s, netip.AddrFrom4([4]byte{192, 0, 2, byte(i + 1)}), now); err != nil {
 			f.Fatal(err)
 		}
 	}
@@ -119,7 +124,7 @@ func FuzzQueryHandler(f *testing.F) {
 				if err != nil {
 					t.Fatalf("find: an entry's envelope does not verify: %v", err)
 				}
-				if !servesModel(s.Announcement, x.FindModel.GetModelId()) {
+				if !servesModel(s.Announcement(), x.FindModel.GetModelId()) {
 					t.Fatalf("find %q: an executor that does not announce it", x.FindModel.GetModelId())
 				}
 			}

@@ -1,6 +1,11 @@
 // Package validator is the validator role: it checks every message on the
 // announcement topic, keeps the registry of executors and their models and
-// health, pulls announcements it missed, and answers queries.
+// health, pulls announcements it missed, checks that new executors are live
+// and hold their key before clients see them, and answers queries.
+//
+// accept.go is the one home of the acceptance rules (DESIGN §4 and §10);
+// pull.go, fetch.go and relay.go run the pulls and liveness checks those
+// rules ask for, in bounded lanes, one per peer.
 package validator
 
 import (
@@ -18,6 +23,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/rs/zerolog"
+	"golang.org/x/time/rate"
 
 	"github.com/lloom/lloom/node"
 	"github.com/lloom/lloom/pkg/registry"
@@ -48,6 +54,8 @@ type Validator struct {
 	ignored       atomic.Uint64
 	queries       atomic.Uint64
 	pulled        atomic.Uint64
+
+	droppedReported uint64 // the sweep's: pulls dropped when last logged
 
 	runOnce   sync.Once
 	running   bool // set once by runOnce
@@ -84,12 +92,13 @@ func New(cfg Config) (*Validator, error) {
 	v.pulls = newPuller(v)
 	v.gossip, err = node.NewGossip(h, node.GossipConfig{
 		Network:   cfg.Network,
-		Validate:  v.validate,
-		OnReject:  v.onReject,
+		Judge:     v.judge,
+		AppScore:  v.pulls.relays.score,
 		Subscribe: cfg.Subscribe,
 		Options:   append([]pubsub.Option{pubsub.WithSeenMessagesTTL(seenTTL)}, cfg.GossipOptions...),
 	}, v.log)
 	if err != nil {
+		v.pulls.close()
 		h.Close()
 		return nil, err
 	}
@@ -138,7 +147,6 @@ func (v *Validator) Run(ctx context.Context) error {
 		}
 	})
 	wg.Go(func() { v.conn.Run(ctx) })
-	wg.Go(func() { v.pulls.run(ctx) })
 	if v.gossip.Sub != nil {
 		wg.Go(func() {
 			// Messages are applied in the topic validator; the subscription
@@ -172,6 +180,7 @@ func (v *Validator) Close() error {
 		if v.running {
 			<-v.done
 		}
+		v.pulls.close()
 		v.gossip.Close()
 		v.closeErr = v.h.Close()
 	})
@@ -190,9 +199,25 @@ func (v *Validator) sweep() {
 			l.Msg("Executor removed: no heartbeat within the removal timeout")
 		}
 	}
+	// Unverified executors due a check (backoff after a failure); the
+	// lanes bound what runs, the registry's backoff what is asked.
+	for _, c := range v.reg.DueChecks(now, recheckBatch) {
+		v.pulls.check(c.ID, c.Addrs, recheckLane)
+	}
 	v.limits.forgetIdle(now)
 	v.pulls.forget(time.Now()) // pull times are wall-clock, like the rate limit of pulls
+	if n := v.pulls.dropped.Load(); n > v.droppedReported && dropLogs.Allow() {
+		v.log.Info().Uint64("dropped", n-v.droppedReported).
+			Msg("Pulls and liveness checks dropped at their bounds; heartbeats and re-checks ask again")
+		v.droppedReported = n
+	}
 }
+
+// recheckBatch is how many due re-checks one sweep hands out.
+const recheckBatch = 256
+
+// dropLogs reports dropped pulls at most every 10 s.
+var dropLogs = rate.NewLimiter(rate.Every(10*time.Second), 1)
 
 func writeAddrFile(path string, addrs []string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {

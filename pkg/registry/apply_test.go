@@ -36,7 +36,7 @@ func TestApplyAnnouncementRegisters(t *testing.T) {
 	if !ok {
 		t.Fatal("Get: registered executor not found")
 	}
-	if !bytes.Equal(e.GetAnnouncementEnvelope(), s.Raw) {
+	if !bytes.Equal(e.GetAnnouncementEnvelope(), s.Raw()) {
 		t.Error("announcement_envelope is not the envelope as received")
 	}
 	if _, err := protocol.OpenAnnouncement(e.GetAnnouncementEnvelope()); err != nil {
@@ -209,10 +209,9 @@ func TestTombstoneExpires(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			r := newTestRegistry(t)
 			x := newExec(t)
-			// A REMOVAL leaves a tombstone even for an executor never seen.
-			res := mustAnnounce(t, r, x.announce(t, 20, removal), at(0))
-			if res.Removed || res.New {
-				t.Fatalf("removal of an unknown executor = %+v, want nothing removed", res)
+			mustAnnounce(t, r, x.announce(t, 10, initial, desc("a")), at(0))
+			if res := mustAnnounce(t, r, x.announce(t, 20, removal), at(0)); !res.Removed {
+				t.Fatalf("removal = %+v, want the executor removed", res)
 			}
 			now := at(tt.after)
 			if tt.sweep {
@@ -269,20 +268,82 @@ func TestRegistryFull(t *testing.T) {
 	}
 }
 
+// Tombstones are bounded, the oldest going first; only a verified
+// executor's REMOVAL leaves one, so REMOVALs of keys never registered (or
+// never verified) cannot push a victim's tombstone out.
 func TestTombstonesBounded(t *testing.T) {
 	cfg := DefaultConfig()
-	cfg.MaxExecutors = 3
+	cfg.MaxTombstones = 3
 	r, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, x := range newExecs(t, 10) {
-		mustAnnounce(t, r, x.announce(t, 1, removal), at(0))
+	tombs := func() int {
+		r.mu.RLock()
+		defer r.mu.RUnlock()
+		return r.tombs.len()
 	}
-	r.mu.RLock()
-	n := len(r.tombstones)
-	r.mu.RUnlock()
-	if n != 3 {
+	xs := newExecs(t, 5)
+	for i, x := range xs {
+		mustAnnounce(t, r, x.announce(t, 1, initial, desc("a")), at(time.Duration(i)*time.Second))
+		mustAnnounce(t, r, x.announce(t, 2, removal), at(time.Duration(i)*time.Second))
+	}
+	if n := tombs(); n != 3 {
 		t.Fatalf("%d tombstones held, want the limit of 3", n)
+	}
+	for i, x := range xs {
+		_, known := r.AnnouncementSeq(x.id)
+		if want := i >= 2; known != want {
+			t.Errorf("executor %d: tombstone held %v, want %v (the oldest go first)", i, known, want)
+		}
+	}
+
+	for _, x := range newExecs(t, 10) { // never registered
+		if res := mustAnnounce(t, r, x.announce(t, 1, removal), at(10*time.Second)); res.Removed {
+			t.Fatalf("removal of an unknown executor = %+v, want nothing removed", res)
+		}
+		if _, known := r.AnnouncementSeq(x.id); known {
+			t.Fatal("a REMOVAL of a key never registered left a tombstone")
+		}
+	}
+	unverified := newExec(t)
+	mustAnnounceUnverified(t, r, unverified.announce(t, 1, initial, desc("a")), at(10*time.Second))
+	mustAnnounce(t, r, unverified.announce(t, 2, removal), at(10*time.Second))
+	if _, known := r.AnnouncementSeq(unverified.id); known {
+		t.Fatal("a REMOVAL of an unverified executor left a tombstone")
+	}
+	for i, x := range xs[2:] {
+		if _, known := r.AnnouncementSeq(x.id); !known {
+			t.Fatalf("tombstone %d pushed out by REMOVALs of strangers", i+2)
+		}
+	}
+}
+
+// A tombstone lasts as long as an announcement older than the REMOVAL
+// could still be fresh: RemoveAfter past the later of the REMOVAL's
+// arrival and its issue time.
+func TestTombstoneLastsTheFreshnessWindow(t *testing.T) {
+	cfg := DefaultConfig()
+	r := newTestRegistry(t)
+	x := newExec(t)
+	mustAnnounce(t, r, x.announce(t, 10, initial, desc("a")), at(0))
+	rm := x.announcement(20, removal)
+	rm.IssuedAtMs = at(time.Minute).UnixMilli() // the executor's clock is a minute ahead
+	raw, err := protocol.SealAnnouncement(rm, x.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := protocol.OpenAnnouncement(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustAnnounce(t, r, s, at(0))
+	r.Sweep(at(cfg.RemoveAfter + 30*time.Second))
+	if _, known := r.AnnouncementSeq(x.id); !known {
+		t.Fatal("tombstone dropped while an older announcement issued up to its issue time is still fresh")
+	}
+	r.Sweep(at(cfg.RemoveAfter + time.Minute + time.Second))
+	if _, known := r.AnnouncementSeq(x.id); known {
+		t.Fatal("tombstone kept past the freshness window")
 	}
 }

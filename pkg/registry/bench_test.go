@@ -24,8 +24,8 @@ const (
 )
 
 type benchFixture struct {
-	anns []*protocol.SignedAnnouncement
-	hbs  []*protocol.SignedHeartbeat
+	anns []*protocol.VerifiedAnnouncement
+	hbs  []*protocol.VerifiedHeartbeat
 }
 
 var (
@@ -64,8 +64,8 @@ func benchDesc(exec, model int) *pb.ModelDescriptor {
 func benchFixtures(tb testing.TB) *benchFixture {
 	benchOnce.Do(func() {
 		f := &benchFixture{
-			anns: make([]*protocol.SignedAnnouncement, benchExecutors),
-			hbs:  make([]*protocol.SignedHeartbeat, benchExecutors),
+			anns: make([]*protocol.VerifiedAnnouncement, benchExecutors),
+			hbs:  make([]*protocol.VerifiedHeartbeat, benchExecutors),
 		}
 		rng := rand.New(rand.NewPCG(1, 2))
 		for i := range benchExecutors {
@@ -102,16 +102,17 @@ func BenchmarkApplyHeartbeat(b *testing.B) {
 	f := benchFixtures(b)
 	r := filled(b, f)
 	// Own copies, whose seq the loop raises; the envelope stays the
-	// fixture's, which the registry does not look into.
-	hs := make([]protocol.SignedHeartbeat, len(f.hbs))
+	// fixture's, which the registry does not look into (hence the
+	// internal applyHeartbeat, which takes what ApplyHeartbeat unwraps).
+	hs := make([]*pb.Heartbeat, len(f.hbs))
 	for i, s := range f.hbs {
-		hs[i] = protocol.SignedHeartbeat{Raw: s.Raw, Signer: s.Signer, Heartbeat: proto.Clone(s.Heartbeat).(*pb.Heartbeat)}
+		hs[i] = proto.Clone(s.Heartbeat()).(*pb.Heartbeat)
 	}
 	i := 0
 	for b.Loop() {
-		s := &hs[i%len(hs)]
-		s.Heartbeat.Seq = uint64(i) + 2
-		if _, err := r.ApplyHeartbeat(s, t0.Add(time.Duration(i)*time.Microsecond)); err != nil {
+		k := i % len(hs)
+		hs[k].Seq = uint64(i) + 2
+		if _, err := r.applyHeartbeat(hs[k], f.hbs[k].Raw(), t0.Add(time.Duration(i)*time.Microsecond)); err != nil {
 			b.Fatal(err)
 		}
 		i++
@@ -124,25 +125,26 @@ func BenchmarkApplyAnnouncement(b *testing.B) {
 	// Each executor alternates between its model set and one with a model
 	// swapped, so that every announcement adds one and drops one.
 	type pair struct {
-		s    protocol.SignedAnnouncement
+		a    *pb.Announcement
+		s    *protocol.VerifiedAnnouncement
 		sets [2][]*pb.ModelDescriptor
 	}
 	ps := make([]pair, len(f.anns))
 	for i, s := range f.anns {
-		a := proto.Clone(s.Announcement).(*pb.Announcement)
+		a := proto.Clone(s.Announcement()).(*pb.Announcement)
 		alt := append([]*pb.ModelDescriptor(nil), a.Models[:modelsPerExec-1]...)
 		alt = append(alt, benchDesc(i, i*modelsPerExec+modelsPerExec+7))
-		ps[i] = pair{
-			s:    protocol.SignedAnnouncement{Raw: s.Raw, Signer: s.Signer, Announcement: a},
-			sets: [2][]*pb.ModelDescriptor{alt, a.Models},
-		}
+		ps[i] = pair{a: a, s: s, sets: [2][]*pb.ModelDescriptor{alt, a.Models}}
 	}
 	i := 0
 	for b.Loop() {
 		p := &ps[i%len(ps)]
-		p.s.Announcement.Seq = uint64(i) + 2
-		p.s.Announcement.Models = p.sets[(i/len(ps))%2]
-		if _, err := r.ApplyAnnouncement(&p.s, t0.Add(time.Duration(i)*time.Microsecond)); err != nil {
+		p.a.Seq = uint64(i) + 2
+		p.a.Models = p.sets[(i/len(ps))%2]
+		r.mu.Lock()
+		_, err := r.applyLocked(p.s.Signer(), p.a, p.s.Raw(), t0.Add(time.Duration(i)*time.Microsecond))
+		r.mu.Unlock()
+		if err != nil {
 			b.Fatal(err)
 		}
 		i++
@@ -215,17 +217,17 @@ func bytesPerExecutor(tb testing.TB) float64 {
 	anns := make([][]byte, len(f.anns))
 	hbs := make([][]byte, len(f.hbs))
 	for i := range f.anns {
-		anns[i], hbs[i] = f.anns[i].Raw, f.hbs[i].Raw
+		anns[i], hbs[i] = f.anns[i].Raw(), f.hbs[i].Raw()
 	}
 	r := newTestRegistry(tb)
 	before := heapAfterGC()
 	for i := range anns {
-		a, err := protocol.DecodeAnnouncement(bytes.Clone(anns[i]))
+		a, err := protocol.OpenAnnouncement(bytes.Clone(anns[i]))
 		if err != nil {
 			tb.Fatal(err)
 		}
 		mustAnnounce(tb, r, a, t0)
-		h, err := protocol.DecodeHeartbeat(bytes.Clone(hbs[i]))
+		h, err := protocol.OpenHeartbeat(bytes.Clone(hbs[i]))
 		if err != nil {
 			tb.Fatal(err)
 		}

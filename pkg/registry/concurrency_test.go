@@ -62,6 +62,10 @@ func TestConcurrentUse(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
+	for _, x := range xs { // liveness is not under test
+		markVerified(t, r, x.id)
+	}
+	checkIndex(t, r)
 	if got := findModel(t, r, "shared", nil, 0, 0, now).GetTotalCount(); got != uint32(len(xs)) || r.Len() != len(xs) {
 		t.Fatalf("after concurrent use: %d executors of shared, Len %d; want %d", got, r.Len(), len(xs))
 	}

@@ -5,26 +5,43 @@ import (
 	"time"
 )
 
-// Config sets the registry's health thresholds and size limit.
+// Config sets the registry's health thresholds and its bounds.
 type Config struct {
 	// StaleAfter is how long an executor may go without a valid heartbeat
 	// or announcement before it is reported stale. Default 30s (three
 	// heartbeat intervals).
 	StaleAfter time.Duration
 	// RemoveAfter is how long an executor may go without a valid message
-	// before it is removed. It is also how long the tombstone of a REMOVAL
-	// is kept. Default 2m.
+	// before it is removed. It is also the freshness window: a message
+	// issued longer ago is refused, so the tombstone of a REMOVAL is kept
+	// this long after the later of its arrival and its issue time. Default
+	// 2m.
 	RemoveAfter time.Duration
-	// MaxExecutors bounds the number of executors held, and separately the
-	// number of tombstones. Default 10,000.
+	// MaxExecutors bounds the executors held, verified or not. When it is
+	// reached, a newly verified executor evicts the worst entry (see
+	// Registry.Reached); an unverified newcomer is refused. Default 10,000.
 	MaxExecutors int
+	// MaxPerIP bounds the verified executors per observed address group:
+	// one IPv4 address, one IPv6 /64, loopback included. An executor
+	// verified over a connection from a full group stays unverified. 0 is
+	// no limit. Default 16.
+	MaxPerIP int
+	// MaxTombstones bounds the tombstones kept for REMOVALs; the oldest
+	// goes first. 0 is MaxExecutors.
+	MaxTombstones int
+	// MaxEntryBytes bounds what one executor's entry may hold: its
+	// announcement envelope and addresses plus room for the heartbeat of
+	// its models. 0 is DefaultMaxEntryBytes, 24 KiB.
+	MaxEntryBytes int
 }
 
 // Defaults of Config.
 const (
-	DefaultStaleAfter   = 30 * time.Second
-	DefaultRemoveAfter  = 2 * time.Minute
-	DefaultMaxExecutors = 10000
+	DefaultStaleAfter    = 30 * time.Second
+	DefaultRemoveAfter   = 2 * time.Minute
+	DefaultMaxExecutors  = 10000
+	DefaultMaxPerIP      = 16
+	DefaultMaxEntryBytes = 24 << 10
 )
 
 // DefaultConfig returns the contract's defaults.
@@ -33,8 +50,13 @@ func DefaultConfig() Config {
 		StaleAfter:   DefaultStaleAfter,
 		RemoveAfter:  DefaultRemoveAfter,
 		MaxExecutors: DefaultMaxExecutors,
+		MaxPerIP:     DefaultMaxPerIP,
 	}
 }
+
+// minEntryBytes is the smallest budget that still fits an announcement of
+// one model and its heartbeat.
+const minEntryBytes = 4 << 10
 
 // Validate reports the first setting that cannot work, naming it.
 func (c Config) Validate() error {
@@ -45,6 +67,23 @@ func (c Config) Validate() error {
 		return fmt.Errorf("registry: remove-after (%s) must be longer than stale-after (%s)", c.RemoveAfter, c.StaleAfter)
 	case c.MaxExecutors <= 0:
 		return fmt.Errorf("registry: max-executors must be positive, got %d", c.MaxExecutors)
+	case c.MaxPerIP < 0:
+		return fmt.Errorf("registry: max-executors-per-ip must be 0 (no limit) or positive, got %d", c.MaxPerIP)
+	case c.MaxTombstones < 0:
+		return fmt.Errorf("registry: max-tombstones must be 0 (max-executors) or positive, got %d", c.MaxTombstones)
+	case c.MaxEntryBytes != 0 && c.MaxEntryBytes < minEntryBytes:
+		return fmt.Errorf("registry: max-entry-bytes must be 0 (the default) or at least %d, got %d", minEntryBytes, c.MaxEntryBytes)
 	}
 	return nil
+}
+
+// withDefaults fills the settings whose zero value means a default.
+func (c Config) withDefaults() Config {
+	if c.MaxTombstones == 0 {
+		c.MaxTombstones = c.MaxExecutors
+	}
+	if c.MaxEntryBytes == 0 {
+		c.MaxEntryBytes = DefaultMaxEntryBytes
+	}
+	return c
 }

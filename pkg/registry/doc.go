@@ -8,13 +8,30 @@
 // staleness and expiry are tested with explicit times, and the caller (the
 // validator role) decides when to Sweep. One sync.RWMutex guards the state:
 // messages and sweeps take it for writing, lookups and queries for reading.
+// Queries hold it briefly (index.go, list.go): each model's index keeps a
+// compact copy of what filters, counts and the load order read (its slots),
+// so a scan reads memory in order; a list takes the lock for one batch of
+// models at a time; entries are copied under the lock and built after it.
 //
-// The registry trusts its caller to have checked each message (limits,
-// freshness, envelope signature) with package protocol before applying it;
-// it enforces what needs its own state: sequence numbers, tombstones of
-// removed executors and the executor limit. It keeps each envelope's bytes as
-// received, so that clients can verify an executor's own signature, plus the
-// few decoded fields that queries filter and order by.
+// The registry takes only messages whose signature holds: its Apply
+// methods accept protocol.VerifiedAnnouncement and VerifiedHeartbeat, which
+// package protocol makes only after checking the envelope. Freshness is the
+// caller's rule; the registry enforces what needs its own state: sequence
+// numbers, tombstones of removed executors, the admission rules of DESIGN
+// §10 and the bounds on what remote peers can make it hold. It keeps each
+// envelope's bytes as received, so that clients can verify an executor's own
+// signature, plus the few decoded fields that queries filter and order by.
+//
+// Admission (admission.go): an executor that announces itself is held
+// unverified — counted, hidden from queries unless asked for — until the
+// caller reports that it reached the executor over the pull protocol
+// (Reached); checks that fail back off (CheckFailed, DueChecks). At most
+// MaxPerIP verified executors share an observed address group. When the
+// registry is full, only a verified newcomer gets in, by evicting the worst
+// entry: unverified, then stale, then the youngest of the most crowded
+// address. Bounds: MaxExecutors entries of at most MaxEntryBytes each, and
+// MaxTombstones tombstones, left only by verified executors, each kept for
+// the freshness window (tombstone.go).
 //
 // Status is derived at read time from the last time an executor was seen, so
 // a query never reports a stale executor as healthy even if Sweep has not run

@@ -16,6 +16,7 @@ type filter struct {
 	boundOut      bool
 	stale         bool // include stale executors
 	unavailable   bool // include models announced unavailable
+	unverified    bool // include executors not verified (DESIGN §10)
 }
 
 func newFilter(f *pb.QueryFilters) filter {
@@ -29,15 +30,16 @@ func newFilter(f *pb.QueryFilters) filter {
 		boundOut:    f.GetMaxOutputPriceWei() != "",
 		stale:       f.GetIncludeStale(),
 		unavailable: f.GetIncludeUnavailable(),
+		unverified:  f.GetIncludeUnverified(),
 	}
 }
 
-// match reports whether one executor's model passes: backend type equal
-// ignoring case, context length at least the minimum, every required
-// feature offered (ignoring case), prices within the bounds, and, unless
-// asked for, neither stale nor unavailable.
-func (f *filter) match(m *model, stale bool) bool {
-	p := m.prof
+// matchProfile reports whether a verified executor's model of profile p
+// passes: backend type equal ignoring case, context length at least the
+// minimum, every required feature offered (ignoring case), prices within
+// the bounds, and, unless asked for, neither stale nor unavailable. (memo
+// adds the executor's verification.)
+func (f *filter) matchProfile(p *profile, stale bool) bool {
 	switch {
 	case stale && !f.stale,
 		!p.available && !f.unavailable,
@@ -53,6 +55,37 @@ func (f *filter) match(m *model, stale bool) bool {
 		}
 	}
 	return true
+}
+
+// memo remembers f's verdict on the last two profiles it saw (stale and
+// unverified aside): the executors of one model share a few profiles, often
+// in runs or alternating, so most entries of a scan cost a pointer
+// comparison.
+type memo struct {
+	f        *filter
+	profiles []*profile // by number: Registry.profNos.byNo
+	n0, n1   uint32     // the profile numbers seen, plus one (0: none)
+	ok0, ok1 bool
+}
+
+func newMemo(f *filter, r *Registry) memo { return memo{f: f, profiles: r.profNos.byNo} }
+
+// match is matchProfile for a slot, with the executor's verification.
+func (m *memo) match(s *slot, stale bool) bool {
+	if stale && !m.f.stale || s.unverified() && !m.f.unverified {
+		return false
+	}
+	switch n := s.pv>>1 + 1; n {
+	case m.n0:
+		return m.ok0
+	case m.n1:
+		return m.ok1
+	default:
+		ok := m.f.matchProfile(m.profiles[n-1], false)
+		m.n1, m.ok1 = m.n0, m.ok0
+		m.n0, m.ok0 = n, ok
+		return ok
+	}
 }
 
 func hasFeature(have []string, want string) bool {

@@ -3,6 +3,8 @@ package registry
 import (
 	"bytes"
 	"crypto/rand"
+	"crypto/sha256"
+	"net/netip"
 	"slices"
 	"testing"
 	"time"
@@ -82,7 +84,7 @@ func (x *execKey) announcement(seq uint64, kind pb.AnnouncementKind, models ...*
 }
 
 // announce seals and opens an announcement, as a validator receives it.
-func (x *execKey) announce(tb testing.TB, seq uint64, kind pb.AnnouncementKind, models ...*pb.ModelDescriptor) *protocol.SignedAnnouncement {
+func (x *execKey) announce(tb testing.TB, seq uint64, kind pb.AnnouncementKind, models ...*pb.ModelDescriptor) *protocol.VerifiedAnnouncement {
 	tb.Helper()
 	raw, err := protocol.SealAnnouncement(x.announcement(seq, kind, models...), x.key)
 	if err != nil {
@@ -96,7 +98,7 @@ func (x *execKey) announce(tb testing.TB, seq uint64, kind pb.AnnouncementKind, 
 }
 
 // heartbeat seals and opens a heartbeat.
-func (x *execKey) heartbeat(tb testing.TB, seq, annSeq uint64, loads ...*pb.ModelLoad) *protocol.SignedHeartbeat {
+func (x *execKey) heartbeat(tb testing.TB, seq, annSeq uint64, loads ...*pb.ModelLoad) *protocol.VerifiedHeartbeat {
 	tb.Helper()
 	h := &pb.Heartbeat{
 		ExecutorId:      []byte(x.id),
@@ -146,21 +148,56 @@ func newTestRegistry(tb testing.TB) *Registry {
 	return r
 }
 
-// mustAnnounce applies an announcement that the test expects to succeed.
-func mustAnnounce(tb testing.TB, r *Registry, s *protocol.SignedAnnouncement, now time.Time) AnnounceResult {
+// mustAnnounce applies an announcement that the test expects to succeed,
+// then, unless it is a REMOVAL, the liveness check that a validator runs
+// next, from the executor's own address (testIP), so that queries list it.
+func mustAnnounce(tb testing.TB, r *Registry, s *protocol.VerifiedAnnouncement, now time.Time) AnnounceResult {
 	tb.Helper()
-	res, err := r.ApplyAnnouncement(s, now)
-	if err != nil {
-		tb.Fatalf("announcement seq %d: %v", s.Announcement.GetSeq(), err)
+	res := mustAnnounceUnverified(tb, r, s, now)
+	if s.Announcement().GetKind() != removal {
+		if _, err := r.Reached(s, testIP(s.Signer()), now); err != nil {
+			tb.Fatalf("liveness check of %s: %v", s.Signer(), err)
+		}
 	}
 	return res
 }
 
-func mustHeartbeat(tb testing.TB, r *Registry, s *protocol.SignedHeartbeat, now time.Time) HeartbeatResult {
+// mustAnnounceUnverified applies an announcement as gossip brings it,
+// with no liveness check.
+func mustAnnounceUnverified(tb testing.TB, r *Registry, s *protocol.VerifiedAnnouncement, now time.Time) AnnounceResult {
+	tb.Helper()
+	res, err := r.ApplyAnnouncement(s, now)
+	if err != nil {
+		tb.Fatalf("announcement seq %d: %v", s.Announcement().GetSeq(), err)
+	}
+	return res
+}
+
+// testIP is an executor's own observed address: 10.x.y.z from its id, so
+// that test executors rarely share an address group.
+func testIP(id peer.ID) netip.Addr {
+	sum := sha256.Sum256([]byte(id))
+	return netip.AddrFrom4([4]byte{10, sum[0], sum[1], sum[2]})
+}
+
+// markVerified verifies id directly, for fixtures whose envelopes are not
+// real (the registry does not look into envelopes).
+func markVerified(tb testing.TB, r *Registry, id peer.ID) {
+	tb.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e := r.executors[id]
+	if e == nil {
+		tb.Fatalf("%s not registered", id)
+	}
+	r.setVerified(e, true, AddrGroup(testIP(id)))
+}
+
+func mustHeartbeat(tb testing.TB, r *Registry, s *protocol.VerifiedHeartbeat, now time.Time) HeartbeatResult {
 	tb.Helper()
 	res, err := r.ApplyHeartbeat(s, now)
 	if err != nil {
-		tb.Fatalf("heartbeat seq %d: %v", s.Heartbeat.GetSeq(), err)
+		tb.Fatalf("heartbeat seq %d: %v", s.Heartbeat().GetSeq(), err)
 	}
 	return res
 }

@@ -60,11 +60,7 @@ func (r *Registry) Sweep(now time.Time) []Event {
 			events = append(events, Event{Peer: e.id, Kind: EventStale, Models: e.modelIDs(), LastSeen: e.lastSeen})
 		}
 	}
-	for id, t := range r.tombstones {
-		if r.expired(t, now) {
-			delete(r.tombstones, id)
-		}
-	}
+	r.tombs.expire(now)
 	slices.SortFunc(events, func(a, b Event) int {
 		if c := a.LastSeen.Compare(b.LastSeen); c != 0 {
 			return c
@@ -74,10 +70,11 @@ func (r *Registry) Sweep(now time.Time) []Event {
 	return events
 }
 
-// Stats counts the executors by status (executor-level, as in Get), the
+// Stats counts the executors: verified ones by status (executor-level, as
+// in Get), unverified ones apart (in executors too, in no status), the
 // distinct models, and the executors removed so far, by REMOVAL or by
-// timeout. The message counters, uptime and queries served are the
-// caller's to fill.
+// timeout, and evicted. The message counters, uptime and queries served
+// are the caller's to fill.
 func (r *Registry) Stats(now time.Time) *pb.Statistics {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
@@ -90,8 +87,13 @@ func (r *Registry) stats(now time.Time) *pb.Statistics {
 		Models:           uint64(len(r.models)),
 		ExecutorsRemoved: r.removed,
 		MaxExecutors:     uint64(r.cfg.MaxExecutors),
+		Unverified:       uint64(r.unverified),
+		ExecutorsEvicted: r.evicted,
 	}
 	for _, e := range r.executors {
+		if !e.verified {
+			continue
+		}
 		switch r.executorStatus(e, now) {
 		case pb.ExecutorStatus_EXECUTOR_STATUS_STALE:
 			s.Stale++

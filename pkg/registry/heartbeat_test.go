@@ -56,7 +56,7 @@ func TestHeartbeatAnnouncementSeq(t *testing.T) {
 			if got := e.GetLoad().GetModels(); len(got) != 1 || got[0].GetActive() != 3 || got[0].GetQueued() != 1 || got[0].GetCapacity() != 8 {
 				t.Errorf("load = %v, want a: 3 active, 1 queued, capacity 8", got)
 			}
-			if !bytes.Equal(e.GetHeartbeatEnvelope(), hb.Raw) {
+			if !bytes.Equal(e.GetHeartbeatEnvelope(), hb.Raw()) {
 				t.Error("heartbeat_envelope is not the latest heartbeat as received")
 			}
 			if seq, _ := r.AnnouncementSeq(x.id); seq != 10 {

@@ -1,123 +1,125 @@
 package registry
 
 import (
-	"slices"
 	"time"
 
 	"github.com/lloom/lloom/protocol/pb"
 )
 
-// summaryOverhead bounds a ModelSummary's bytes other than its model id and
-// executor ids: four counts and the field's own tag and length.
-const summaryOverhead = 4*6 + 6
+// listBatch is about how many entries a list examines per hold of the read
+// lock (a model with more comes whole). At ~8 ns an entry, a message
+// waiting for the write lock waits tens of microseconds, not a whole list.
+// (A variable, so that a benchmark can compare one lock for the whole list.)
+var listBatch = 4096
+
+// listHook, if set, runs between two batches of a list, without the lock
+// (tests).
+var listHook func()
 
 // listModels lists, sorted by model id, the models with at least one
-// executor passing the filters. Each summary counts those executors by
-// status and names them least loaded first; ModelList.executors holds each
-// named executor once, as a whole. total_count counts every matching model.
+// executor passing the filters, each as a summary: counts by that model's
+// status and the best load, no executors (DESIGN §10). total_count counts
+// every matching model. It returns the entries it examined.
 //
-// A page ends early when the next model would take the response past
-// responseBudget. A model too large for a page of its own comes alone, with
-// executor_ids cut to the least loaded executors that fit; executor_count
-// still counts them all, and find-model pages through the rest.
-func (r *Registry) listModels(q *pb.QueryRequest, limit int, now time.Time) *pb.QueryResponse {
+// The read lock is held for one batch of models at a time, so each summary
+// is exact when its model was read, a model that appeared after the list
+// began is left out, and one that went away meanwhile is skipped.
+func (r *Registry) listModels(q *pb.QueryRequest, limit int, now time.Time) (*pb.QueryResponse, int) {
+	ids, scanned := r.sortedModelIDs()
 	f := newFilter(q.GetFilters())
-	ids := make([]string, 0, len(r.models))
-	for id := range r.models {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-
-	list := &pb.ModelList{}
-	b := listBuilder{r: r, now: now, list: list, seen: make(map[*executor]struct{})}
 	offset := int(q.GetOffset())
+	list := &pb.ModelList{}
 	matched := 0
-	full := false
-	var cs []candidate
-	for _, id := range ids {
-		idx := r.models[id]
-		if full || matched < offset || len(list.Models) >= limit {
-			if r.anyMatch(idx, &f, now) {
-				matched++
+	for i := 0; i < len(ids); {
+		n := 0
+		r.mu.RLock()
+		cut := r.staleCut(now)
+		for ; i < len(ids) && n < listBatch; i++ {
+			idx := r.models[ids[i]]
+			if idx == nil {
+				continue
 			}
-			continue
+			if matched < offset || len(list.Models) >= limit {
+				ok, k := r.anyMatch(idx, &f, cut)
+				n += 1 + k
+				if ok {
+					matched++
+				}
+				continue
+			}
+			s := r.summarize(idx, &f, cut)
+			n += 1 + len(idx.slots)
+			if s != nil {
+				matched++
+				list.Models = append(list.Models, s)
+			}
 		}
-		k := r.rank(idx, &f, now, cs)
-		cs = k.cs
-		if len(k.cs) == 0 {
-			continue
+		r.mu.RUnlock()
+		scanned += n
+		if listHook != nil && i < len(ids) {
+			listHook()
 		}
-		matched++
-		k.sort()
-		full = !b.add(id, k)
 	}
 	return &pb.QueryResponse{
 		TotalCount: uint32(matched),
 		Result:     &pb.QueryResponse_Models{Models: list},
-	}
+	}, scanned
 }
 
-// listBuilder fills a ModelList within responseBudget.
-type listBuilder struct {
-	r    *Registry
-	now  time.Time
-	list *pb.ModelList
-	seen map[*executor]struct{} // executors already in list.Executors
-	size int                    // marshaled bytes so far
-}
-
-// add appends the summary of one model, whose passing executors k holds in
-// order, and the entries of executors not yet listed. It reports false,
-// adding nothing, when the model does not fit after others; the first model
-// always goes in, cut if need be.
-func (b *listBuilder) add(id string, k ranking) bool {
-	first := len(b.list.Models) == 0
-	sum := &pb.ModelSummary{
-		ModelId:       id,
-		ExecutorCount: uint32(len(k.cs)),
-		ExecutorIds:   make([][]byte, 0, len(k.cs)),
-	}
-	var entries []*pb.ExecutorEntry
-	var added []*executor
-	size := fieldSize(len(id)) + summaryOverhead
-	for _, c := range k.cs {
-		switch modelStatus(k.model(c), c.stale) {
-		case pb.ExecutorStatus_EXECUTOR_STATUS_STALE:
-			sum.StaleCount++
-		case pb.ExecutorStatus_EXECUTOR_STATUS_OVERLOADED:
-			sum.OverloadedCount++
+// summarize counts the executors of idx passing f by status and finds the
+// least loaded; nil when none passes.
+func (r *Registry) summarize(idx *modelIndex, f *filter, cut int64) *pb.ModelSummary {
+	m := newMemo(f, r)
+	var healthy, overloaded, stale uint32
+	best := -1
+	var bc candidate
+	for i := range idx.slots {
+		s := &idx.slots[i]
+		st := s.seen < cut
+		if !m.match(s, st) {
+			continue
+		}
+		c := candidate{used: s.used(), cap: uint64(s.cap), stale: st}
+		switch {
+		case st:
+			stale++
+		case c.used >= c.cap:
+			overloaded++
 		default:
-			sum.HealthyCount++
+			healthy++
+		}
+		// Most entries lose at the first key: stale after live, or a
+		// strictly higher utilization.
+		if best >= 0 && (st && !bc.stale || st == bc.stale && CompareProducts(c.used, bc.cap, bc.used, c.cap) > 0) {
+			continue
+		}
+		if best < 0 || compareLoad(c, bc) < 0 {
+			best, bc = i, c
 		}
 	}
-	for _, c := range k.cs {
-		e := k.executor(c)
-		n := fieldSize(len(e.id))
-		var ent *pb.ExecutorEntry
-		if _, ok := b.seen[e]; !ok {
-			ent = b.r.executorEntry(e, b.now)
-			n += entrySize(ent)
-		}
-		if b.size+size+n > responseBudget {
-			if !first {
-				return false
-			}
-			if len(sum.ExecutorIds) > 0 {
-				break
-			}
-		}
-		size += n
-		sum.ExecutorIds = append(sum.ExecutorIds, []byte(e.id))
-		if ent != nil {
-			entries = append(entries, ent)
-			added = append(added, e)
+	if best < 0 {
+		return nil
+	}
+	b := &idx.slots[best]
+	return &pb.ModelSummary{
+		ModelId:         idx.id,
+		ExecutorCount:   healthy + overloaded + stale,
+		HealthyCount:    healthy,
+		OverloadedCount: overloaded,
+		StaleCount:      stale,
+		BestLoad:        &pb.ModelLoad{Active: b.active, Queued: b.queued, Capacity: b.cap},
+	}
+}
+
+// anyMatch reports whether some executor of idx passes f, and how many
+// entries it examined to find out.
+func (r *Registry) anyMatch(idx *modelIndex, f *filter, cut int64) (bool, int) {
+	m := newMemo(f, r)
+	for i := range idx.slots {
+		s := &idx.slots[i]
+		if m.match(s, s.seen < cut) {
+			return true, i + 1
 		}
 	}
-	for _, e := range added {
-		b.seen[e] = struct{}{}
-	}
-	b.list.Models = append(b.list.Models, sum)
-	b.list.Executors = append(b.list.Executors, entries...)
-	b.size += size
-	return true
+	return false, len(idx.slots)
 }

@@ -5,7 +5,6 @@ import (
 	"math/bits"
 	"slices"
 	"strings"
-	"time"
 )
 
 // candidate is one executor's entry for a model, with what ordering needs
@@ -15,38 +14,39 @@ type candidate struct {
 	used  uint64    // active + queued
 	cap   uint64    // effective capacity, >= 1
 	idKey [2]uint64 // the executor's idKey
-	ref   int32     // index into the model's refs
+	ref   int32     // index into the model's slots
 	stale bool
 }
 
 // ranking is the executors of one model that passed a query's filters.
+// It points into the model's index: use it under the read lock.
 type ranking struct {
-	refs []ref
-	cs   []candidate
+	slots []slot
+	cs    []candidate
 }
 
-// rank collects the executors of idx whose model passes f, reusing cs.
-func (r *Registry) rank(idx *modelIndex, f *filter, now time.Time, cs []candidate) ranking {
-	if cap(cs) < len(idx.refs) {
-		cs = make([]candidate, 0, len(idx.refs))
+// rank collects the executors of idx whose model passes f, with cut the
+// staleCut of the query's time, reusing cs. It reads the slots in order
+// and each passing executor's id prefix.
+func (r *Registry) rank(idx *modelIndex, f *filter, cut int64, cs []candidate) ranking {
+	if cap(cs) < len(idx.slots) {
+		cs = make([]candidate, 0, len(idx.slots))
 	}
 	cs = cs[:0]
-	for i, rf := range idx.refs {
-		m := &rf.e.models[rf.i]
-		stale := r.stale(rf.e, now)
-		if f.match(m, stale) {
-			cs = append(cs, candidate{used: m.used(), cap: uint64(m.effCapacity()), idKey: rf.e.idKey, ref: int32(i), stale: stale})
+	m := newMemo(f, r)
+	for i := range idx.slots {
+		s := &idx.slots[i]
+		stale := s.seen < cut
+		if m.match(s, stale) {
+			cs = append(cs, candidate{used: s.used(), cap: uint64(s.cap), idKey: s.e.idKey, ref: int32(i), stale: stale})
 		}
 	}
-	return ranking{refs: idx.refs, cs: cs}
+	return ranking{slots: idx.slots, cs: cs}
 }
 
-func (k ranking) executor(c candidate) *executor { return k.refs[c.ref].e }
+func (k ranking) executor(c candidate) *executor { return k.slots[c.ref].e }
 
-func (k ranking) model(c candidate) *model {
-	rf := k.refs[c.ref]
-	return &rf.e.models[rf.i]
-}
+func (k ranking) slot(c candidate) *slot { return &k.slots[c.ref] }
 
 // sort puts the candidates least loaded first.
 func (k ranking) sort() {

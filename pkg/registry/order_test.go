@@ -89,19 +89,19 @@ func TestCompareLoadExtremes(t *testing.T) {
 // sortTop must put exactly the first n of a full sort first, ties included.
 func TestSortTopMatchesSort(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
-	refs := make([]ref, 60)
-	cs := make([]candidate, len(refs))
-	for i := range refs {
+	slots := make([]slot, 60)
+	cs := make([]candidate, len(slots))
+	for i := range slots {
 		// Ids sharing their first 16 bytes in pairs exercise the full
 		// comparison behind the prefix.
 		id := peer.ID(fmt.Sprintf("%016d%04d", i/2, rng.IntN(10000)))
-		refs[i] = ref{e: &executor{id: id, idKey: idPrefix(id)}}
+		slots[i] = slot{e: &executor{id: id, idKey: idPrefix(id)}}
 		cs[i] = candidate{used: rng.Uint64N(4), cap: 1 + rng.Uint64N(3), idKey: idPrefix(id), ref: int32(i), stale: rng.IntN(5) == 0}
 	}
-	want := ranking{refs: refs, cs: slices.Clone(cs)}
+	want := ranking{slots: slots, cs: slices.Clone(cs)}
 	want.sort()
 	for n := 0; n <= len(cs)+1; n++ {
-		got := ranking{refs: refs, cs: slices.Clone(cs)}
+		got := ranking{slots: slots, cs: slices.Clone(cs)}
 		got.sortTop(n)
 		m := min(n, len(cs))
 		if !slices.Equal(got.cs[:m], want.cs[:m]) {
@@ -139,7 +139,7 @@ func TestCompareTieBreaksByID(t *testing.T) {
 	}
 	for _, tt := range tests {
 		ids := []peer.ID{peer.ID(tt.a), peer.ID(tt.b)}
-		k := ranking{refs: []ref{{e: &executor{id: ids[0]}}, {e: &executor{id: ids[1]}}}}
+		k := ranking{slots: []slot{{e: &executor{id: ids[0]}}, {e: &executor{id: ids[1]}}}}
 		a := candidate{used: 1, cap: 2, idKey: idPrefix(ids[0]), ref: 0}
 		b := candidate{used: 1, cap: 2, idKey: idPrefix(ids[1]), ref: 1}
 		if got := k.compare(a, b); got != tt.want {

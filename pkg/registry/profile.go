@@ -21,6 +21,7 @@ type profile struct {
 	maxCtx    uint32
 	capacity  uint32 // as announced; 0 = none given
 	available bool
+	no        uint32 // its number in Registry.profNos, while used
 }
 
 // acquire returns the profile of d, interned, with one more user.
@@ -72,6 +73,7 @@ func (r *Registry) acquire(d *pb.ModelDescriptor) *profile {
 			p.features[i] = key[spans[6+2*i]:spans[7+2*i]]
 		}
 	}
+	p.no = r.profNos.add(p)
 	r.profiles[key] = p
 	return p
 }
@@ -81,5 +83,6 @@ func (r *Registry) release(p *profile) {
 	p.refs--
 	if p.refs == 0 {
 		delete(r.profiles, p.key)
+		r.profNos.remove(p.no)
 	}
 }

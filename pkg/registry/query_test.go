@@ -88,65 +88,64 @@ func listModels(t *testing.T, r *Registry, f *pb.QueryFilters, offset, limit uin
 	}, now)
 }
 
-// summary is a ModelSummary in a comparable form.
+// summary is a ModelSummary in a comparable form; best is the best load
+// as active, queued, capacity.
 type summary struct {
 	id                                string
 	count, healthy, overloaded, stale uint32
-	execs                             []peer.ID
+	best                              [3]uint32
 }
 
 func summaries(ms []*pb.ModelSummary) []summary {
 	var out []summary
 	for _, m := range ms {
-		s := summary{m.GetModelId(), m.GetExecutorCount(), m.GetHealthyCount(), m.GetOverloadedCount(), m.GetStaleCount(), nil}
-		for _, id := range m.GetExecutorIds() {
-			s.execs = append(s.execs, peer.ID(id))
-		}
-		out = append(out, s)
+		b := m.GetBestLoad()
+		out = append(out, summary{m.GetModelId(), m.GetExecutorCount(), m.GetHealthyCount(), m.GetOverloadedCount(), m.GetStaleCount(),
+			[3]uint32{b.GetActive(), b.GetQueued(), b.GetCapacity()}})
 	}
 	return out
 }
 
-func equalSummaries(a, b []summary) bool {
-	return slices.EqualFunc(a, b, func(x, y summary) bool {
-		return x.id == y.id && x.count == y.count && x.healthy == y.healthy &&
-			x.overloaded == y.overloaded && x.stale == y.stale && slices.Equal(x.execs, y.execs)
-	})
-}
-
 func TestListModels(t *testing.T) {
 	r := newTestRegistry(t)
-	xs := newExecs(t, 4)
+	xs := newExecs(t, 5)
 	now := at(40 * time.Second)
 	mustAnnounce(t, r, xs[0].announce(t, 1, initial, desc("b"), desc("a")), at(0))
 	mustAnnounce(t, r, xs[1].announce(t, 1, initial, desc("c"), desc("b")), at(0))
 	mustAnnounce(t, r, xs[2].announce(t, 1, initial, desc("c")), at(0)) // stale by now
 	mustAnnounce(t, r, xs[3].announce(t, 1, initial, desc("d", func(d *pb.ModelDescriptor) { d.Available = false })), at(0))
-	mustHeartbeat(t, r, xs[0].heartbeat(t, 1, 1), now)
-	mustHeartbeat(t, r, xs[1].heartbeat(t, 1, 1, load("c", 4, 0, 0)), now)
+	mustAnnounce(t, r, xs[4].announce(t, 1, initial, desc("b", func(d *pb.ModelDescriptor) { d.BackendType, d.Capacity = "vllm", 16 })), at(0))
+	mustHeartbeat(t, r, xs[0].heartbeat(t, 1, 1, load("b", 2, 1, 0)), now)
+	mustHeartbeat(t, r, xs[1].heartbeat(t, 1, 1, load("c", 4, 0, 0), load("b", 1, 0, 8)), now)
 	mustHeartbeat(t, r, xs[3].heartbeat(t, 1, 1), now)
+	mustHeartbeat(t, r, xs[4].heartbeat(t, 1, 1, load("b", 3, 1, 0)), now)
 
-	a := summary{"a", 1, 1, 0, 0, idsOf(xs[0])}
-	b := summary{"b", 2, 2, 0, 0, idsOf(xs[0], xs[1])}
-	c := summary{"c", 1, 0, 1, 0, idsOf(xs[1])}
-	cStale := summary{"c", 2, 0, 1, 1, idsOf(xs[1], xs[2])}
-	d := summary{"d", 1, 1, 0, 0, idsOf(xs[3])}
+	// b: xs[0] 3 of 4, xs[1] 1 of 8, xs[4] 4 of 16: xs[1] is least loaded.
+	a := summary{"a", 1, 1, 0, 0, [3]uint32{0, 0, 4}}
+	b := summary{"b", 3, 3, 0, 0, [3]uint32{1, 0, 8}}
+	bOllama := summary{"b", 2, 2, 0, 0, [3]uint32{1, 0, 8}}
+	bVLLM := summary{"b", 1, 1, 0, 0, [3]uint32{3, 1, 16}}
+	c := summary{"c", 1, 0, 1, 0, [3]uint32{4, 0, 4}}
+	// A stale executor is counted but is never the best: live ones first.
+	cStale := summary{"c", 2, 0, 1, 1, [3]uint32{4, 0, 4}}
+	d := summary{"d", 1, 1, 0, 0, [3]uint32{0, 0, 4}}
 	tests := []struct {
 		name          string
 		f             *pb.QueryFilters
 		offset, limit uint32
 		want          []summary
 		wantTotal     uint32
-		wantExecs     []*execKey
 	}{
-		{"all", nil, 0, 0, []summary{a, b, c}, 3, xs[:2]},
-		{"include stale", &pb.QueryFilters{IncludeStale: true}, 0, 0, []summary{a, b, cStale}, 3, xs[:3]},
-		{"include unavailable", &pb.QueryFilters{IncludeUnavailable: true}, 0, 0, []summary{a, b, c, d}, 4, []*execKey{xs[0], xs[1], xs[3]}},
-		{"filtered", &pb.QueryFilters{RequiredFeatures: []string{"chat"}, MaxInputPriceWei: "1000"}, 0, 0, []summary{a, b, c}, 3, xs[:2]},
-		{"filtered out", &pb.QueryFilters{BackendType: "vllm"}, 0, 0, nil, 0, nil},
-		{"page", nil, 1, 1, []summary{b}, 3, xs[:2]},
-		{"last page", nil, 2, 5, []summary{c}, 3, xs[1:2]},
-		{"offset past end", nil, 3, 0, nil, 3, nil},
+		{"all", nil, 0, 0, []summary{a, b, c}, 3},
+		{"include stale", &pb.QueryFilters{IncludeStale: true}, 0, 0, []summary{a, b, cStale}, 3},
+		{"include unavailable", &pb.QueryFilters{IncludeUnavailable: true}, 0, 0, []summary{a, b, c, d}, 4},
+		{"filtered", &pb.QueryFilters{RequiredFeatures: []string{"CHAT"}, MaxInputPriceWei: "1000"}, 0, 0, []summary{a, b, c}, 3},
+		{"backend counts only its executors", &pb.QueryFilters{BackendType: "OLLAMA"}, 0, 0, []summary{a, bOllama, c}, 3},
+		{"backend of one executor", &pb.QueryFilters{BackendType: "vllm"}, 0, 0, []summary{bVLLM}, 1},
+		{"filtered out", &pb.QueryFilters{BackendType: "sglang"}, 0, 0, nil, 0},
+		{"page", nil, 1, 1, []summary{b}, 3},
+		{"last page", nil, 2, 5, []summary{c}, 3},
+		{"offset past end", nil, 3, 0, nil, 3},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -154,24 +153,49 @@ func TestListModels(t *testing.T) {
 			if resp.GetErrorCode() != 0 || resp.GetModels() == nil {
 				t.Fatalf("response %v, want a model list", resp)
 			}
-			if got := summaries(resp.GetModels().GetModels()); !equalSummaries(got, tt.want) {
+			if got := summaries(resp.GetModels().GetModels()); !slices.Equal(got, tt.want) {
 				t.Errorf("models = %+v, want %+v", got, tt.want)
 			}
 			if resp.GetTotalCount() != tt.wantTotal {
 				t.Errorf("total_count = %d, want %d", resp.GetTotalCount(), tt.wantTotal)
 			}
-			if got := peers(resp.GetModels().GetExecutors()); !sameSet(got, idsOf(tt.wantExecs...)) {
-				t.Errorf("executors = %v, want each of %v once", got, idsOf(tt.wantExecs...))
+			if n := len(resp.GetModels().GetExecutors()); n != 0 {
+				t.Errorf("%d executor entries in a list, want none: envelopes come with find-model", n)
 			}
 		})
 	}
+}
 
-	// Executors come as a whole: xs[1] is overloaded on c, so overall too,
-	// with the load of both its models.
-	resp := listModels(t, r, nil, 0, 0, now)
-	for _, e := range resp.GetModels().GetExecutors() {
-		if peer.ID(e.GetPeerId()) == xs[1].id && (e.GetStatus() != overloaded || len(e.GetLoad().GetModels()) != 2) {
-			t.Errorf("executor entry %v, want overloaded with two model loads", e)
+// A summary counts what find-model with the same filters returns, and its
+// best load is find-model's first entry's.
+func TestListSummaryAgreesWithFindModel(t *testing.T) {
+	r := newTestRegistry(t)
+	xs := newExecs(t, 12)
+	for i, x := range xs {
+		mustAnnounce(t, r, x.announce(t, 1, initial, desc("m", func(d *pb.ModelDescriptor) { d.Capacity = uint32(2 + i%3) })), at(0))
+		if i%4 != 0 { // every fourth goes stale
+			mustHeartbeat(t, r, x.heartbeat(t, 1, 1, load("m", uint32(i%5), uint32(i%2), 0)), at(35*time.Second))
+		}
+	}
+	now := at(40 * time.Second)
+	for _, f := range []*pb.QueryFilters{nil, {IncludeStale: true}} {
+		sum := listModels(t, r, f, 0, 0, now).GetModels().GetModels()
+		found := findModel(t, r, "m", f, 0, 0, now)
+		es := found.GetExecutors().GetExecutors()
+		if len(sum) != 1 || sum[0].GetExecutorCount() != found.GetTotalCount() || len(es) == 0 {
+			t.Fatalf("filters %v: summary %v, find-model total %d", f, sum, found.GetTotalCount())
+		}
+		var want [4]uint32
+		for _, e := range es {
+			want[e.GetStatus()]++
+		}
+		s := sum[0]
+		if got := [4]uint32{0, s.GetHealthyCount(), s.GetOverloadedCount(), s.GetStaleCount()}; got != want {
+			t.Errorf("filters %v: healthy/overloaded/stale %v, find-model's statuses %v", f, got[1:], want[1:])
+		}
+		first := es[0].GetLoad().GetModels()[0]
+		if b := s.GetBestLoad(); b.GetActive() != first.GetActive() || b.GetQueued() != first.GetQueued() || b.GetCapacity() != first.GetCapacity() {
+			t.Errorf("filters %v: best load %v, find-model's first %v", f, b, first)
 		}
 	}
 }

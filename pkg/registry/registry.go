@@ -2,6 +2,7 @@ package registry
 
 import (
 	"encoding/binary"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -18,10 +19,17 @@ type Registry struct {
 	mu         sync.RWMutex
 	executors  map[peer.ID]*executor  // guarded by mu
 	models     map[string]*modelIndex // guarded by mu; model id -> executors serving it
-	tombstones map[peer.ID]tombstone  // guarded by mu; executors removed by a REMOVAL
+	tombs      tombstones             // guarded by mu; verified executors removed by a REMOVAL
+	groups     map[netip.Prefix]int   // guarded by mu; verified executors per observed address group
+	unverified int                    // guarded by mu; executors not verified
 	profiles   map[string]*profile    // guarded by mu; interned descriptor profiles
+	profNos    profileNumbers         // guarded by mu; the profiles by number, for slots (index.go)
 	scratch    []byte                 // guarded by mu; builds profile keys
 	removed    uint64                 // guarded by mu; executors removed so far, for Stats
+	evicted    uint64                 // guarded by mu; executors evicted for a verified newcomer
+	modelsGen  uint64                 // guarded by mu; changes when a model id comes or goes
+	epoch      time.Time              // guarded by mu; slots count time from it (index.go)
+	ids        idCache                // the model ids sorted, for lists (index.go)
 }
 
 // executor is what the registry keeps of one executor. The envelopes are
@@ -40,6 +48,7 @@ type executor struct {
 	// staleReported is set once Sweep has reported the executor stale, so
 	// that it reports it once per stale spell.
 	staleReported bool
+	liveness
 }
 
 // model is one model an executor serves: its descriptor's profile and the
@@ -50,27 +59,7 @@ type model struct {
 	active uint32 // from the latest heartbeat
 	queued uint32
 	hbCap  uint32 // capacity from the latest heartbeat; 0 = as announced
-	pos    int32  // position of this model's ref in its modelIndex
-}
-
-// modelIndex lists the executors serving one model, in no order.
-type modelIndex struct {
-	id   string
-	refs []ref
-}
-
-// ref names one executor's entry for a model: e.models[i].
-type ref struct {
-	e *executor
-	i int32
-}
-
-// tombstone remembers a REMOVAL so that an older announcement cannot bring
-// the executor back; the heartbeat seq is kept for the same reason.
-type tombstone struct {
-	seq   uint64
-	hbSeq uint64
-	at    time.Time
+	pos    int32  // position of this model's slot in its modelIndex
 }
 
 // New returns an empty registry.
@@ -78,12 +67,14 @@ func New(cfg Config) (*Registry, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	cfg = cfg.withDefaults()
 	return &Registry{
-		cfg:        cfg,
-		executors:  make(map[peer.ID]*executor),
-		models:     make(map[string]*modelIndex),
-		tombstones: make(map[peer.ID]tombstone),
-		profiles:   make(map[string]*profile),
+		cfg:       cfg,
+		executors: make(map[peer.ID]*executor),
+		models:    make(map[string]*modelIndex),
+		tombs:     newTombstones(cfg.MaxTombstones),
+		groups:    make(map[netip.Prefix]int),
+		profiles:  make(map[string]*profile),
 	}, nil
 }
 
@@ -104,7 +95,7 @@ func (r *Registry) AnnouncementSeq(id peer.ID) (seq uint64, known bool) {
 	if e, ok := r.executors[id]; ok {
 		return e.annSeq, true
 	}
-	if t, ok := r.tombstones[id]; ok {
+	if t, ok := r.tombs.get(id); ok {
 		return t.seq, true
 	}
 	return 0, false
@@ -133,48 +124,11 @@ func (r *Registry) Get(id peer.ID, now time.Time) (*pb.ExecutorEntry, bool) {
 	return r.executorEntry(e, now), true
 }
 
-// index adds e's models to the model index, sharing the index's copy of
-// each model id.
-func (r *Registry) index(e *executor) {
-	for i := range e.models {
-		m := &e.models[i]
-		idx := r.models[m.id]
-		if idx == nil {
-			idx = &modelIndex{id: m.id}
-			r.models[m.id] = idx
-		}
-		m.id = idx.id
-		m.pos = int32(len(idx.refs))
-		idx.refs = append(idx.refs, ref{e: e, i: int32(i)})
-	}
-}
-
-// unindex removes e's models from the model index, in O(1) per model, and
-// releases their profiles: the models are going away.
-func (r *Registry) unindex(e *executor) {
-	for i := range e.models {
-		m := &e.models[i]
-		r.release(m.prof)
-		idx := r.models[m.id]
-		last := len(idx.refs) - 1
-		if int(m.pos) != last {
-			moved := idx.refs[last]
-			idx.refs[m.pos] = moved
-			moved.e.models[moved.i].pos = m.pos
-		}
-		idx.refs[last] = ref{}
-		idx.refs = idx.refs[:last]
-		if last == 0 {
-			delete(r.models, m.id)
-		} else if cap(idx.refs) > 64 && len(idx.refs) < cap(idx.refs)/4 {
-			idx.refs = append([]ref(nil), idx.refs...)
-		}
-	}
-}
-
 // remove forgets e entirely.
 func (r *Registry) remove(e *executor) {
 	r.unindex(e)
+	r.setVerified(e, false, netip.Prefix{})
+	r.unverified--
 	delete(r.executors, e.id)
 	r.removed++
 }

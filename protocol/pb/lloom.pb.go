@@ -1239,8 +1239,11 @@ type QueryFilters struct {
 	MaxOutputPriceWei  string `protobuf:"bytes,5,opt,name=max_output_price_wei,json=maxOutputPriceWei,proto3" json:"max_output_price_wei,omitempty"`
 	IncludeStale       bool   `protobuf:"varint,6,opt,name=include_stale,json=includeStale,proto3" json:"include_stale,omitempty"`
 	IncludeUnavailable bool   `protobuf:"varint,7,opt,name=include_unavailable,json=includeUnavailable,proto3" json:"include_unavailable,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// Also list executors the validator has not yet reached to check that
+	// they hold their key (DESIGN §10); their entries say verified = false.
+	IncludeUnverified bool `protobuf:"varint,8,opt,name=include_unverified,json=includeUnverified,proto3" json:"include_unverified,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *QueryFilters) Reset() {
@@ -1318,6 +1321,13 @@ func (x *QueryFilters) GetIncludeStale() bool {
 func (x *QueryFilters) GetIncludeUnavailable() bool {
 	if x != nil {
 		return x.IncludeUnavailable
+	}
+	return false
+}
+
+func (x *QueryFilters) GetIncludeUnverified() bool {
+	if x != nil {
+		return x.IncludeUnverified
 	}
 	return false
 }
@@ -1470,8 +1480,12 @@ type ExecutorEntry struct {
 	HeartbeatEnvelope []byte `protobuf:"bytes,7,opt,name=heartbeat_envelope,json=heartbeatEnvelope,proto3" json:"heartbeat_envelope,omitempty"`
 	AnnouncementSeq   uint64 `protobuf:"varint,8,opt,name=announcement_seq,json=announcementSeq,proto3" json:"announcement_seq,omitempty"`
 	RegisteredAtMs    int64  `protobuf:"varint,9,opt,name=registered_at_ms,json=registeredAtMs,proto3" json:"registered_at_ms,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// The validator reached the executor and it proved its key over the
+	// announcement pull protocol (DESIGN §10). Unverified entries appear only
+	// with QueryFilters.include_unverified.
+	Verified      bool `protobuf:"varint,10,opt,name=verified,proto3" json:"verified,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ExecutorEntry) Reset() {
@@ -1567,6 +1581,13 @@ func (x *ExecutorEntry) GetRegisteredAtMs() int64 {
 	return 0
 }
 
+func (x *ExecutorEntry) GetVerified() bool {
+	if x != nil {
+		return x.Verified
+	}
+	return false
+}
+
 type ExecutorList struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Executors     []*ExecutorEntry       `protobuf:"bytes,1,rep,name=executors,proto3" json:"executors,omitempty"`
@@ -1611,6 +1632,10 @@ func (x *ExecutorList) GetExecutors() []*ExecutorEntry {
 	return nil
 }
 
+// ModelSummary is one model of a list_models answer: counts, not
+// executors (DESIGN §10); find_model names the executors, least loaded
+// first, with their envelopes. Counts are of the executors passing the
+// query's filters, by that model's status.
 type ModelSummary struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
 	ModelId         string                 `protobuf:"bytes,1,opt,name=model_id,json=modelId,proto3" json:"model_id,omitempty"`
@@ -1618,9 +1643,15 @@ type ModelSummary struct {
 	HealthyCount    uint32                 `protobuf:"varint,3,opt,name=healthy_count,json=healthyCount,proto3" json:"healthy_count,omitempty"`
 	OverloadedCount uint32                 `protobuf:"varint,4,opt,name=overloaded_count,json=overloadedCount,proto3" json:"overloaded_count,omitempty"`
 	StaleCount      uint32                 `protobuf:"varint,5,opt,name=stale_count,json=staleCount,proto3" json:"stale_count,omitempty"`
-	// Executors serving the model, least loaded first; each id refers to an
-	// entry of ModelList.executors.
-	ExecutorIds   [][]byte `protobuf:"bytes,6,rep,name=executor_ids,json=executorIds,proto3" json:"executor_ids,omitempty"`
+	// Not sent: list_models carries no executors. Kept so that the field
+	// number is not reused.
+	//
+	// Deprecated: Marked as deprecated in lloom.proto.
+	ExecutorIds [][]byte `protobuf:"bytes,6,rep,name=executor_ids,json=executorIds,proto3" json:"executor_ids,omitempty"`
+	// The load of the model's least loaded executor passing the filters
+	// (the first find_model would name), with its effective capacity;
+	// model_id is left empty.
+	BestLoad      *ModelLoad `protobuf:"bytes,7,opt,name=best_load,json=bestLoad,proto3" json:"best_load,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1690,6 +1721,7 @@ func (x *ModelSummary) GetStaleCount() uint32 {
 	return 0
 }
 
+// Deprecated: Marked as deprecated in lloom.proto.
 func (x *ModelSummary) GetExecutorIds() [][]byte {
 	if x != nil {
 		return x.ExecutorIds
@@ -1697,10 +1729,20 @@ func (x *ModelSummary) GetExecutorIds() [][]byte {
 	return nil
 }
 
+func (x *ModelSummary) GetBestLoad() *ModelLoad {
+	if x != nil {
+		return x.BestLoad
+	}
+	return nil
+}
+
 type ModelList struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Models []*ModelSummary        `protobuf:"bytes,1,rep,name=models,proto3" json:"models,omitempty"`
-	// Every executor named by the models above, once.
+	// Not sent: list_models carries no executors. Kept so that the field
+	// number is not reused.
+	//
+	// Deprecated: Marked as deprecated in lloom.proto.
 	Executors     []*ExecutorEntry `protobuf:"bytes,2,rep,name=executors,proto3" json:"executors,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1743,6 +1785,7 @@ func (x *ModelList) GetModels() []*ModelSummary {
 	return nil
 }
 
+// Deprecated: Marked as deprecated in lloom.proto.
 func (x *ModelList) GetExecutors() []*ExecutorEntry {
 	if x != nil {
 		return x.Executors
@@ -1769,8 +1812,13 @@ type Statistics struct {
 	// Messages GossipSub dropped before validation: the validation queue
 	// was full, or validation was throttled.
 	MessagesDropped uint64 `protobuf:"varint,15,opt,name=messages_dropped,json=messagesDropped,proto3" json:"messages_dropped,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Executors registered but not yet verified (DESIGN §10); counted in
+	// executors too, but in none of healthy, overloaded and stale.
+	Unverified uint64 `protobuf:"varint,16,opt,name=unverified,proto3" json:"unverified,omitempty"`
+	// Executors evicted to make room for a verified newcomer.
+	ExecutorsEvicted uint64 `protobuf:"varint,17,opt,name=executors_evicted,json=executorsEvicted,proto3" json:"executors_evicted,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Statistics) Reset() {
@@ -1904,6 +1952,20 @@ func (x *Statistics) GetMaxExecutors() uint64 {
 func (x *Statistics) GetMessagesDropped() uint64 {
 	if x != nil {
 		return x.MessagesDropped
+	}
+	return 0
+}
+
+func (x *Statistics) GetUnverified() uint64 {
+	if x != nil {
+		return x.Unverified
+	}
+	return 0
+}
+
+func (x *Statistics) GetExecutorsEvicted() uint64 {
+	if x != nil {
+		return x.ExecutorsEvicted
 	}
 	return 0
 }
@@ -2684,7 +2746,7 @@ const file_lloom_proto_rawDesc = "" +
 	"\bmodel_id\x18\x01 \x01(\tR\amodelId\".\n" +
 	"\x11ExecutorInfoQuery\x12\x19\n" +
 	"\bpeer_ids\x18\x01 \x03(\fR\apeerIds\"\x11\n" +
-	"\x0fStatisticsQuery\"\xc2\x02\n" +
+	"\x0fStatisticsQuery\"\xf1\x02\n" +
 	"\fQueryFilters\x12!\n" +
 	"\fbackend_type\x18\x01 \x01(\tR\vbackendType\x12,\n" +
 	"\x12min_context_length\x18\x02 \x01(\rR\x10minContextLength\x12+\n" +
@@ -2692,7 +2754,8 @@ const file_lloom_proto_rawDesc = "" +
 	"\x13max_input_price_wei\x18\x04 \x01(\tR\x10maxInputPriceWei\x12/\n" +
 	"\x14max_output_price_wei\x18\x05 \x01(\tR\x11maxOutputPriceWei\x12#\n" +
 	"\rinclude_stale\x18\x06 \x01(\bR\fincludeStale\x12/\n" +
-	"\x13include_unavailable\x18\a \x01(\bR\x12includeUnavailable\"\xcd\x02\n" +
+	"\x13include_unavailable\x18\a \x01(\bR\x12includeUnavailable\x12-\n" +
+	"\x12include_unverified\x18\b \x01(\bR\x11includeUnverified\"\xcd\x02\n" +
 	"\rQueryResponse\x12\x19\n" +
 	"\bquery_id\x18\x01 \x01(\x04R\aqueryId\x12\x1f\n" +
 	"\vtotal_count\x18\x02 \x01(\rR\n" +
@@ -2705,7 +2768,7 @@ const file_lloom_proto_rawDesc = "" +
 	"\n" +
 	"statistics\x18\a \x01(\v2\x14.lloom.v1.StatisticsH\x00R\n" +
 	"statisticsB\b\n" +
-	"\x06result\"\xef\x02\n" +
+	"\x06result\"\x8b\x03\n" +
 	"\rExecutorEntry\x12\x17\n" +
 	"\apeer_id\x18\x01 \x01(\fR\x06peerId\x120\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x18.lloom.v1.ExecutorStatusR\x06status\x12 \n" +
@@ -2716,20 +2779,23 @@ const file_lloom_proto_rawDesc = "" +
 	"\x15announcement_envelope\x18\x06 \x01(\fR\x14announcementEnvelope\x12-\n" +
 	"\x12heartbeat_envelope\x18\a \x01(\fR\x11heartbeatEnvelope\x12)\n" +
 	"\x10announcement_seq\x18\b \x01(\x04R\x0fannouncementSeq\x12(\n" +
-	"\x10registered_at_ms\x18\t \x01(\x03R\x0eregisteredAtMs\"E\n" +
+	"\x10registered_at_ms\x18\t \x01(\x03R\x0eregisteredAtMs\x12\x1a\n" +
+	"\bverified\x18\n" +
+	" \x01(\bR\bverified\"E\n" +
 	"\fExecutorList\x125\n" +
-	"\texecutors\x18\x01 \x03(\v2\x17.lloom.v1.ExecutorEntryR\texecutors\"\xe4\x01\n" +
+	"\texecutors\x18\x01 \x03(\v2\x17.lloom.v1.ExecutorEntryR\texecutors\"\x9a\x02\n" +
 	"\fModelSummary\x12\x19\n" +
 	"\bmodel_id\x18\x01 \x01(\tR\amodelId\x12%\n" +
 	"\x0eexecutor_count\x18\x02 \x01(\rR\rexecutorCount\x12#\n" +
 	"\rhealthy_count\x18\x03 \x01(\rR\fhealthyCount\x12)\n" +
 	"\x10overloaded_count\x18\x04 \x01(\rR\x0foverloadedCount\x12\x1f\n" +
 	"\vstale_count\x18\x05 \x01(\rR\n" +
-	"staleCount\x12!\n" +
-	"\fexecutor_ids\x18\x06 \x03(\fR\vexecutorIds\"r\n" +
+	"staleCount\x12%\n" +
+	"\fexecutor_ids\x18\x06 \x03(\fB\x02\x18\x01R\vexecutorIds\x120\n" +
+	"\tbest_load\x18\a \x01(\v2\x13.lloom.v1.ModelLoadR\bbestLoad\"v\n" +
 	"\tModelList\x12.\n" +
-	"\x06models\x18\x01 \x03(\v2\x16.lloom.v1.ModelSummaryR\x06models\x125\n" +
-	"\texecutors\x18\x02 \x03(\v2\x17.lloom.v1.ExecutorEntryR\texecutors\"\xd0\x04\n" +
+	"\x06models\x18\x01 \x03(\v2\x16.lloom.v1.ModelSummaryR\x06models\x129\n" +
+	"\texecutors\x18\x02 \x03(\v2\x17.lloom.v1.ExecutorEntryB\x02\x18\x01R\texecutors\"\x9d\x05\n" +
 	"\n" +
 	"Statistics\x12\x1c\n" +
 	"\texecutors\x18\x01 \x01(\x04R\texecutors\x12\x18\n" +
@@ -2749,7 +2815,11 @@ const file_lloom_proto_rawDesc = "" +
 	"\x14announcements_pulled\x18\f \x01(\x04R\x13announcementsPulled\x12%\n" +
 	"\x0equeries_served\x18\r \x01(\x04R\rqueriesServed\x12#\n" +
 	"\rmax_executors\x18\x0e \x01(\x04R\fmaxExecutors\x12)\n" +
-	"\x10messages_dropped\x18\x0f \x01(\x04R\x0fmessagesDropped\";\n" +
+	"\x10messages_dropped\x18\x0f \x01(\x04R\x0fmessagesDropped\x12\x1e\n" +
+	"\n" +
+	"unverified\x18\x10 \x01(\x04R\n" +
+	"unverified\x12+\n" +
+	"\x11executors_evicted\x18\x11 \x01(\x04R\x10executorsEvicted\";\n" +
 	"\vChatMessage\x12\x12\n" +
 	"\x04role\x18\x01 \x01(\tR\x04role\x12\x18\n" +
 	"\acontent\x18\x02 \x01(\tR\acontent\"\x97\x04\n" +
@@ -2912,19 +2982,20 @@ var file_lloom_proto_depIdxs = []int32{
 	2,  // 16: lloom.v1.ExecutorEntry.status:type_name -> lloom.v1.ExecutorStatus
 	6,  // 17: lloom.v1.ExecutorEntry.load:type_name -> lloom.v1.Load
 	18, // 18: lloom.v1.ExecutorList.executors:type_name -> lloom.v1.ExecutorEntry
-	20, // 19: lloom.v1.ModelList.models:type_name -> lloom.v1.ModelSummary
-	18, // 20: lloom.v1.ModelList.executors:type_name -> lloom.v1.ExecutorEntry
-	23, // 21: lloom.v1.InferenceRequest.messages:type_name -> lloom.v1.ChatMessage
-	26, // 22: lloom.v1.InferenceResponse.chunk:type_name -> lloom.v1.InferenceChunk
-	28, // 23: lloom.v1.InferenceResponse.done:type_name -> lloom.v1.InferenceDone
-	29, // 24: lloom.v1.InferenceResponse.error:type_name -> lloom.v1.InferenceError
-	27, // 25: lloom.v1.InferenceDone.usage:type_name -> lloom.v1.Usage
-	1,  // 26: lloom.v1.InferenceError.code:type_name -> lloom.v1.ErrorCode
-	27, // [27:27] is the sub-list for method output_type
-	27, // [27:27] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	7,  // 19: lloom.v1.ModelSummary.best_load:type_name -> lloom.v1.ModelLoad
+	20, // 20: lloom.v1.ModelList.models:type_name -> lloom.v1.ModelSummary
+	18, // 21: lloom.v1.ModelList.executors:type_name -> lloom.v1.ExecutorEntry
+	23, // 22: lloom.v1.InferenceRequest.messages:type_name -> lloom.v1.ChatMessage
+	26, // 23: lloom.v1.InferenceResponse.chunk:type_name -> lloom.v1.InferenceChunk
+	28, // 24: lloom.v1.InferenceResponse.done:type_name -> lloom.v1.InferenceDone
+	29, // 25: lloom.v1.InferenceResponse.error:type_name -> lloom.v1.InferenceError
+	27, // 26: lloom.v1.InferenceDone.usage:type_name -> lloom.v1.Usage
+	1,  // 27: lloom.v1.InferenceError.code:type_name -> lloom.v1.ErrorCode
+	28, // [28:28] is the sub-list for method output_type
+	28, // [28:28] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_lloom_proto_init() }
