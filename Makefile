@@ -7,6 +7,8 @@
 #                   serving the generated test model. Ollama is built first when
 #                   not cached in $LLOOM_CACHE (default ~/.cache/lloom; about 4
 #                   minutes on 2 cores); LLOOM_OLLAMA_BIN=PATH uses that binary
+#   make test-js    the gateway driven by the official openai npm SDK (test/js; npm ci,
+#                   Node.js 20), against fake backends and the test engine
 #   make bench      the benchmarks, with memory figures (CI sizes)
 #   make bench-full the documented figures of docs/PERFORMANCE.md (about an hour)
 #   make generate   regenerate protocol/pb from protocol/lloom.proto
@@ -20,7 +22,7 @@ TEST_TIMEOUT  ?= 15m
 
 export LIBP2P_TCP_REUSEPORT = false
 
-.PHONY: build test test-faults test-llm test-short bench bench-full bench-smoke generate check-generate lint fmt clean
+.PHONY: build test test-faults test-llm test-js test-short bench bench-full bench-smoke generate check-generate lint fmt clean
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o lloom ./cmd/lloom
@@ -35,6 +37,10 @@ test-faults:
 test-llm:
 	LLOOM_OLLAMA_BIN="$$(scripts/ollama-test-engine.sh build)" && export LLOOM_OLLAMA_BIN && \
 	$(GO) test -race -count=1 -tags llm -timeout 15m ./test/llm/...
+
+test-js: build
+	LLOOM_OLLAMA_BIN="$$(scripts/ollama-test-engine.sh build)" && export LLOOM_OLLAMA_BIN && \
+	LLOOM_BIN=$(CURDIR)/lloom test/js/run.sh
 
 test-short:
 	$(GO) test -short -count=1 ./...
