@@ -33,6 +33,7 @@ type filterFlags struct {
 	maxInputPrice      string
 	maxOutputPrice     string
 	includeUnavailable bool
+	includeUnverified  bool
 }
 
 func (c *clientFlags) register(fs *pflag.FlagSet) {
@@ -45,6 +46,7 @@ func (c *clientFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&c.filters.maxInputPrice, "max-input-price", "", "only models whose input token price (wei) is at most this")
 	fs.StringVar(&c.filters.maxOutputPrice, "max-output-price", "", "only models whose output token price (wei) is at most this")
 	fs.BoolVar(&c.filters.includeUnavailable, "include-unavailable", false, "include models their executor marks unavailable")
+	fs.BoolVar(&c.filters.includeUnverified, "include-unverified", false, "include executors the validators have not reached yet (liveness check pending or failed)")
 }
 
 func (f filterFlags) proto(includeStale bool) (*pb.QueryFilters, error) {
@@ -61,6 +63,7 @@ func (f filterFlags) proto(includeStale bool) (*pb.QueryFilters, error) {
 		MaxOutputPriceWei:  f.maxOutputPrice,
 		IncludeStale:       includeStale,
 		IncludeUnavailable: f.includeUnavailable,
+		IncludeUnverified:  f.includeUnverified,
 	}, nil
 }
 

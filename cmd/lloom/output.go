@@ -28,6 +28,7 @@ type executorJSON struct {
 	MaxContextLength uint32            `json:"max_context_length"`
 	Features         []string          `json:"features"`
 	Verified         bool              `json:"verified"`
+	Reached          bool              `json:"reached"`
 	Available        bool              `json:"available"`
 	Architecture     string            `json:"architecture,omitempty"`
 	ModelSize        string            `json:"model_size,omitempty"`
@@ -82,6 +83,7 @@ func toExecutorJSON(x *client.Executor) executorJSON {
 		MaxContextLength: m.GetMaxContextLength(),
 		Features:         nonNil(m.GetFeatures()),
 		Verified:         x.Verified,
+		Reached:          x.Reached,
 		Available:        m.GetAvailable(),
 		Architecture:     m.GetArchitecture(),
 		ModelSize:        m.GetModelSize(),
@@ -151,6 +153,8 @@ func statsFields(s *pb.Statistics) map[string]any {
 		"announcements_pulled":   s.GetAnnouncementsPulled(),
 		"queries_served":         s.GetQueriesServed(),
 		"max_executors":          s.GetMaxExecutors(),
+		"unverified":             s.GetUnverified(),
+		"executors_evicted":      s.GetExecutorsEvicted(),
 	}
 }
 

@@ -100,7 +100,7 @@ func (c *Client) Infer(ctx context.Context, req Request, onText func(string) err
 		filters = req.Filters
 	}
 	filters.MaxInputPriceWei, filters.MaxOutputPriceWei = req.MaxInputPriceWei, req.MaxOutputPriceWei
-	found, err := c.FindModel(ctx, req.Model, filters)
+	found, err := c.FindCandidates(ctx, req.Model, filters)
 	if err != nil {
 		return nil, err
 	}

@@ -127,7 +127,7 @@ func (c *Client) ListModelsWithExecutors(ctx context.Context, filters *pb.QueryF
 		sem <- struct{}{}
 		workers.Go(func() {
 			defer func() { <-sem }()
-			fs := c.eachOf(ctx, vs, c.findModel(s.ID, filters, m))
+			fs := c.eachOf(ctx, vs, c.findModel(s.ID, filters, m, lp.MaxQueryLimit, maxPages))
 			mu.Lock()
 			defer mu.Unlock()
 			for _, f := range fs {

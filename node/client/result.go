@@ -35,6 +35,10 @@ type Executor struct {
 	// Verified is true when the announcement's signature held (entries
 	// that fail verification are not returned at all).
 	Verified bool
+	// Reached is true when a validator has checked that the executor is
+	// live and holds its key (DESIGN §10); only queries with
+	// include_unverified return executors that are not.
+	Reached bool
 	// Validators that reported this executor.
 	Validators []string
 }
@@ -139,10 +143,12 @@ func (m *merger) add(model string, e *pb.ExecutorEntry, validator string) {
 		return
 	}
 	vals := append(old.Validators, validator)
+	reached := old.Reached || x.Reached // one validator reaching it is enough
 	if c := cmp.Compare(x.Announcement.GetSeq(), old.Announcement.GetSeq()); c > 0 || c == 0 && x.LastSeen.After(old.LastSeen) {
 		execs[x.PeerID] = x
 	}
 	execs[x.PeerID].Validators = vals
+	execs[x.PeerID].Reached = reached
 }
 
 // open verifies an announcement envelope, or returns the one verified
@@ -243,6 +249,7 @@ func verify(e *pb.ExecutorEntry, model string, open func(env []byte, id peer.ID)
 		Model:        desc,
 		Announcement: a,
 		Verified:     true,
+		Reached:      e.GetVerified(),
 		Capacity:     desc.GetCapacity(),
 	}
 	for _, l := range e.GetLoad().GetModels() {

@@ -75,7 +75,7 @@ func (f *finder) find(ctx context.Context, model string, filters *pb.QueryFilter
 	}
 	f.mu.Unlock()
 	if ask {
-		e.res, e.err = f.c.FindModel(context.WithoutCancel(ctx), model, filters)
+		e.res, e.err = f.c.FindCandidates(context.WithoutCancel(ctx), model, filters)
 		e.at = time.Now()
 		close(e.done)
 		return e.res, e.err

@@ -136,8 +136,9 @@ func TestLongTokenSplitOnRuneBoundaries(t *testing.T) {
 		t.Fatalf("infer: %v", err)
 	}
 	pieces := got.all()
-	if len(pieces) < 4 {
-		t.Fatalf("%d chunks, want the long token split in at least two", len(pieces))
+	// The text may travel coalesced, but 40 KB never fits in one chunk.
+	if len(pieces) < 2 {
+		t.Fatalf("%d chunks, want the long text split in at least two", len(pieces))
 	}
 	for i, p := range pieces {
 		if len(p) == 0 || len(p) > lp.MaxChunkText || !utf8.ValidString(p) {

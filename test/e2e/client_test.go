@@ -23,6 +23,7 @@ type ExecutorOut struct {
 	MaxContextLength uint32            `json:"max_context_length"`
 	Features         []string          `json:"features"`
 	Verified         bool              `json:"verified"`
+	Reached          bool              `json:"reached"`
 	Available        bool              `json:"available"`
 	Architecture     string            `json:"architecture"`
 	ModelSize        string            `json:"model_size"`

@@ -241,6 +241,9 @@ func checkExecutor(t *testing.T, where string, x ExecutorOut, want wantModel, n 
 	if !x.Verified {
 		t.Errorf("%s: verified is false; the executor's own signature should check out", where)
 	}
+	if !x.Reached {
+		t.Errorf("%s: reached is false; a live executor listed by default has passed the validator's liveness check", where)
+	}
 	switch {
 	case want.pricing == nil && x.Pricing != nil:
 		t.Errorf("%s: pricing %+v, want none", where, *x.Pricing)

@@ -44,7 +44,7 @@ func checkKeys(t *testing.T, where string, obj map[string]any, want jsonKinds) {
 var executorKinds = jsonKinds{
 	"peer_id": "string", "status": "string", "active_requests": "number", "queued_requests": "number",
 	"capacity": "number", "last_seen": "string", "addrs": "array", "backend_type": "string",
-	"max_context_length": "number", "features": "array", "verified": "bool",
+	"max_context_length": "number", "features": "array", "verified": "bool", "reached": "bool",
 }
 
 func checkExecutorsShape(t *testing.T, where string, xs []any) {
@@ -103,7 +103,7 @@ func checkStatsShape(t *testing.T, stdout string) {
 	checkKeys(t, "client stats", top, jsonKinds{
 		"executors": "number", "healthy": "number", "overloaded": "number", "stale": "number", "models": "number",
 		"announcements_accepted": "number", "heartbeats_accepted": "number", "messages_rejected": "number",
-		"messages_ignored": "number", "messages_dropped": "number", "uptime_seconds": "number",
+		"messages_ignored": "number", "messages_dropped": "number", "uptime_seconds": "number", "unverified": "number",
 	})
 }
 
