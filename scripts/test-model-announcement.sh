@@ -480,10 +480,41 @@ if [[ $OK == true ]]; then
 		[[ -n $word && $RC == 0 && $got == "$want" && $finish == stop ]]
 	}
 	expect "--stop reaches the engine: the answer ends before the stop text, finish_reason stop" 0 c_stop
+
+	# The OpenAI-compatible gateway, spoken to with curl as users do.
+	GP="$(free_port)"
+	start g1 gateway --listen "127.0.0.1:$GP" --validator "$VA" --models-refresh 1s --log-format json --log-level "$LOG_LEVEL"
+	GW="http://127.0.0.1:$GP/v1"
+	c_gw_models() {
+		OUT="$(curl --noproxy '*' -s "$GW/models")" RC=$?
+		WHY="curl $GW/models: exit $RC; $(short "$OUT" 300)"
+		[[ $RC == 0 ]] && jtrue "$OUT" "d['object'] == 'list' and any(m['id'] == '$M' and m['owned_by'] == 'lloom' for m in d['data'])"
+	}
+	expect "lloom gateway: GET /v1/models lists the engine's model (OpenAI's list shape, owned_by lloom)" "$WAIT" c_gw_models
+
+	c_gw_stream() {
+		local hdr="$DIR/g1.headers"
+		OUT="$(curl --noproxy '*' -sN -D "$hdr" "$GW/chat/completions" -H 'content-type: application/json' \
+			-d '{"model":"'"$M"'","stream":true,"max_tokens":6,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}')" RC=$?
+		WHY="curl -N chat/completions stream: exit $RC; headers $(short "$(tr -d '\r' <"$hdr" | tr '\n' ' ')" 300); body $(short "$OUT" 400)"
+		[[ $RC == 0 ]] && grep -qi "^x-lloom-executor: $I1" "$hdr" && grep -qi '^content-type: text/event-stream' "$hdr" &&
+			[[ $(grep -c '^data: ' <<<"$OUT") -ge 4 && $(grep '^data: ' <<<"$OUT" | tail -1) == 'data: [DONE]' ]] &&
+			jtrue "$(grep '^data: {' <<<"$OUT" | tail -1 | cut -c7-)" "d['usage']['completion_tokens'] == 6 and d['lloom']['executor'] == '$I1' and d['lloom']['receipt'] != ''"
+	}
+	expect "curl -N through the gateway: SSE chunks, usage and the receipt in the last chunk, data: [DONE], X-Lloom-Executor" 0 c_gw_stream
+
+	c_gw_unknown() {
+		OUT="$(curl --noproxy '*' -s -o /dev/null -w '%{http_code}' "$GW/chat/completions" -H 'content-type: application/json' \
+			-d '{"model":"no-such-model:1b","messages":[{"role":"user","content":"hi"}]}')" RC=$?
+		WHY="unknown model: exit $RC, HTTP $OUT"
+		[[ $RC == 0 && $OUT == 404 ]]
+	}
+	expect "the gateway answers 404 for a model nobody serves" 0 c_gw_unknown
+	stop g1 TERM
 else
 	for what in "an executor with --backend-url announces what the backend lists" "client chat --json through the real engine" \
 		"client chat without --json" "client complete" "client chat from standard input" "--seed and --temperature reach the engine" \
-		"--stop reaches the engine"; do
+		"--stop reaches the engine" "lloom gateway: GET /v1/models" "curl -N through the gateway" "the gateway answers 404"; do
 		fail "$what" "needs the test engine"
 	done
 fi

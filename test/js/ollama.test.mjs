@@ -57,7 +57,12 @@ describe('a real Ollama behind the gateway', { skip }, () => {
     const chunks = [];
     for await (const c of stream) chunks.push(c);
     assert.equal(chunks[0].choices[0].delta.role, 'assistant');
-    assert.ok(chunks.length > 3, `${chunks.length} chunks: want the answer streamed`);
+    // Content, then the finish reason, then usage and lloom. (Text that the
+    // engine produces while the executor writes travels in one chunk, so
+    // a fast engine's short answer may come as a single content chunk;
+    // incremental delivery is tested with a paced backend in Go.)
+    assert.ok(chunks.length >= 3, `${chunks.length} chunks: want content, finish and usage chunks`);
+    assert.ok(chunks.at(-2).choices[0].finish_reason, 'the chunk before the last carries the finish reason');
     const text = chunks.map((c) => c.choices[0]?.delta?.content ?? '').join('');
     assert.equal(text, want.choices[0].message.content);
     const last = chunks.at(-1);
