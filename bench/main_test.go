@@ -31,6 +31,13 @@ func size[T any](ci, fullSize T) T {
 }
 
 func TestMain(m *testing.M) {
+	if os.Getenv(ChildEnv) == "hosts" {
+		if err := RunHosts(os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "hosts:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	if os.Getenv(ChildEnv) == "gen" {
 		if err := RunGenerator(os.Stdin, os.Stdout); err != nil {
 			fmt.Fprintln(os.Stderr, "generator:", err)

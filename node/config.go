@@ -8,6 +8,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	ma "github.com/multiformats/go-multiaddr"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	lp "github.com/lloom/lloom/protocol"
@@ -32,6 +33,19 @@ type Config struct {
 	// InferenceStreams is how many inference streams one peer may hold
 	// open at once (executors: at least their capacity plus queue).
 	InferenceStreams int
+	// Conns sizes the connections kept and admitted (zero: the defaults of
+	// executors and clients; a validator derives its own from its
+	// registry's size).
+	Conns Connections
+	// Reach is the host's reachability setup (relay, AutoNAT, hole
+	// punching; reach.go).
+	Reach Reach
+	// Discovery finds validators beyond the bootstrap ones (DHT, mDNS;
+	// discover.go). Roles fill in Bootstrap and Server themselves.
+	Discovery DiscoveryConfig
+	// Metrics is the node's Prometheus registry: the role's metrics and
+	// go-libp2p's are registered there. nil turns metrics off.
+	Metrics prometheus.Registerer
 }
 
 // DefaultConfig returns the shared defaults; Key must still be set.
@@ -52,5 +66,5 @@ func (c Config) Validate() error {
 
 // NewHost builds the host these settings describe.
 func (c Config) NewHost() (host.Host, error) {
-	return NewHost(HostConfig{Key: c.Key, Listen: c.Listen, UserAgent: c.AgentVersion, Gater: c.Gater, InferenceStreams: c.InferenceStreams})
+	return NewHost(HostConfig{Key: c.Key, Listen: c.Listen, UserAgent: c.AgentVersion, Gater: c.Gater, InferenceStreams: c.InferenceStreams, Conns: c.Conns, Reach: c.Reach, Metrics: c.Metrics})
 }

@@ -86,6 +86,7 @@ func (c *Connector) keep(ctx context.Context, i int) {
 	bp := c.peers[i]
 	delay := minRedial
 	failures := 0
+	connected := false // ever: the first connection is not a reconnection
 	for {
 		c.checks.Add(1)
 		id, err := c.connect(ctx, i)
@@ -100,9 +101,13 @@ func (c *Connector) keep(ctx context.Context, i int) {
 			}
 			lvl.Err(err).Str("validator", bp.Raw).Int("attempt", failures).Str("retry_in", delay.String()).Msg("Validator unreachable; retrying")
 		} else {
-			if failures > 0 {
+			switch {
+			case !connected:
+				c.log.Info().Str("validator", bp.Raw).Str("peer", id.String()).Int("attempts", failures+1).Msg("Connected to validator")
+			case failures > 0:
 				c.log.Info().Str("validator", bp.Raw).Str("peer", id.String()).Msg("Reconnected to validator")
 			}
+			connected = true
 			failures = 0
 			delay = minRedial
 		}

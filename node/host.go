@@ -13,6 +13,7 @@ import (
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	ma "github.com/multiformats/go-multiaddr"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // HostConfig configures a libp2p host.
@@ -29,6 +30,17 @@ type HostConfig struct {
 	// InferenceStreams is how many inference streams one peer may hold
 	// open to or from this host at once; 0 keeps go-libp2p's default.
 	InferenceStreams int
+	// Conns sizes the connections kept and admitted; the zero value is
+	// DefaultConnections (executors, clients). Validators size it with
+	// ValidatorConnections.
+	Conns Connections
+	// Reach selects the relay, AutoNAT and hole-punching parts (reach.go);
+	// the zero value runs none of them.
+	Reach Reach
+	// Metrics, if set, receives go-libp2p's metrics (resource manager,
+	// swarm, identify, relay, hole punching); nil turns them off rather
+	// than filling Prometheus' global registry, which nothing serves.
+	Metrics prometheus.Registerer
 }
 
 // NewHost builds a libp2p host with TCP and QUIC, Noise and Yamux, and
@@ -39,12 +51,18 @@ func NewHost(cfg HostConfig) (host.Host, error) {
 	if cfg.Key == nil {
 		return nil, fmt.Errorf("node: host needs a key")
 	}
-	rm, err := newResourceManager(cfg.InferenceStreams)
+	rm, err := newResourceManager(cfg.Conns, cfg.InferenceStreams)
 	if err != nil {
+		return nil, err
+	}
+	cm, err := cfg.Conns.connManager()
+	if err != nil {
+		rm.Close()
 		return nil, err
 	}
 	opts := []libp2p.Option{
 		libp2p.ResourceManager(rm),
+		libp2p.ConnectionManager(cm),
 		libp2p.Identity(cfg.Key),
 		libp2p.NoListenAddrs,
 		// Port reuse would let a leftover process silently share our port.
@@ -53,14 +71,20 @@ func NewHost(cfg HostConfig) (host.Host, error) {
 		libp2p.Security(noise.ID, noise.New),
 		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
 		libp2p.UserAgent(cfg.UserAgent),
-		libp2p.DisableRelay(),
 	}
+	opts = append(opts, cfg.Reach.options()...) // relay, AutoNAT, hole punching (reach.go)
 	if cfg.Gater != nil {
 		opts = append(opts, libp2p.ConnectionGater(cfg.Gater))
+	}
+	if cfg.Metrics != nil {
+		opts = append(opts, libp2p.PrometheusRegisterer(cfg.Metrics))
+	} else {
+		opts = append(opts, libp2p.DisableMetrics())
 	}
 	h, err := libp2p.New(opts...)
 	if err != nil {
 		rm.Close()
+		cm.Close()
 		return nil, fmt.Errorf("node: create host: %w", err)
 	}
 	for _, a := range cfg.Listen {

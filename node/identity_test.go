@@ -86,3 +86,47 @@ func TestListenErrorsNameTheAddress(t *testing.T) {
 		t.Errorf("bad multiaddr: %v, want an error naming it", err)
 	}
 }
+
+// An empty key file is named for what it is, in the user's words, not the
+// protobuf decoder's.
+func TestIdentityEmptyFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "empty.key")
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := LoadIdentity(path)
+	if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "the file is empty") ||
+		strings.Contains(err.Error(), "proto") {
+		t.Fatalf("empty key file: %v, want an error naming the file and saying it is empty, without protobuf words", err)
+	}
+}
+
+// A missing key file gives a key that exists only in memory until Save:
+// a node that fails to start leaves no key file behind.
+func TestIdentitySavedOnlyBySave(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sub", "node.key")
+	id, err := LoadIdentity(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !id.New {
+		t.Fatal("a key made for a missing file is not marked new")
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Fatalf("LoadIdentity wrote %s (%v); only Save may", path, err)
+	}
+	if err := id.Save(); err != nil {
+		t.Fatal(err)
+	}
+	again, err := LoadIdentity(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := peer.IDFromPrivateKey(id.Key)
+	if got, _ := peer.IDFromPrivateKey(again.Key); got != want || again.New {
+		t.Fatalf("after Save the file holds %s (new %v), want %s", got, again.New, want)
+	}
+	if err := again.Save(); err != nil {
+		t.Fatalf("Save of a key read from its file: %v, want nothing done", err)
+	}
+}

@@ -245,6 +245,11 @@ func checkPeerID(name string, b []byte) error {
 	return nil
 }
 
+// CheckEVMAddress checks an announcement's evm_address: empty, or 0x and
+// 40 hex digits. An executor checks its own at start with the words a
+// validator would use.
+func CheckEVMAddress(s string) error { return checkEVMAddress(s) }
+
 func checkEVMAddress(s string) error {
 	if s == "" {
 		return nil

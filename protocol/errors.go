@@ -3,6 +3,7 @@ package protocol
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/lloom/lloom/protocol/pb"
 )
@@ -43,6 +44,17 @@ var (
 	ErrRateLimited        = &Error{pb.ErrorCode_ERROR_CODE_RATE_LIMITED, "rate limited"}
 	ErrInternal           = &Error{pb.ErrorCode_ERROR_CODE_INTERNAL, "internal error"}
 )
+
+// WithoutCode is err's text without the " (code N)" that an *Error ends
+// with: for a mistake in a flag or a file, where a wire code means nothing
+// to the person who made it.
+func WithoutCode(err error) string {
+	var e *Error
+	if !errors.As(err, &e) {
+		return err.Error()
+	}
+	return strings.Replace(err.Error(), fmt.Sprintf(" (code %d)", int32(e.Code)), "", 1)
+}
 
 // Errorf returns an *Error with the given code and a detailed reason.
 func Errorf(code pb.ErrorCode, format string, args ...any) *Error {

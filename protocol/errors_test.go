@@ -130,3 +130,20 @@ func TestErrorFromResponseRoundTrip(t *testing.T) {
 		t.Errorf("an unknown code 9999 gave %v (code %d), want it kept as it is", err, protocol.CodeOf(err))
 	}
 }
+
+// WithoutCode drops the wire code from a detailed error, wrapped or not,
+// and leaves other errors as they are.
+func TestWithoutCode(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{protocol.Errorf(protocol.ErrMalformed.Code, "price %q is not a decimal number of wei", "x"), `price "x" is not a decimal number of wei`},
+		{fmt.Errorf("models[0]: %w", protocol.Errorf(protocol.ErrMalformed.Code, "bad")), "models[0]: bad"},
+		{errors.New("plain"), "plain"},
+	} {
+		if got := protocol.WithoutCode(tc.err); got != tc.want {
+			t.Errorf("WithoutCode(%q) = %q, want %q", tc.err, got, tc.want)
+		}
+	}
+}

@@ -17,6 +17,9 @@ const (
 	QueryProtocol        protocol.ID = "/lloom/query/1.0.0"
 	AnnouncementProtocol protocol.ID = "/lloom/announcement/1.0.0"
 	InferenceProtocol    protocol.ID = "/lloom/inference/1.0.0"
+	// WatchProtocol is the change feed (client -> validator): one
+	// WatchRequest, then WatchEvent frames for as long as the client reads.
+	WatchProtocol protocol.ID = "/lloom/watch/1.0.0"
 )
 
 // Envelope domains and payload types.
@@ -38,6 +41,7 @@ const (
 	MaxRequestSize       = 64 << 10 // a stream request frame
 	MaxResponseSize      = 4 << 20  // a stream response frame
 	MaxGossipMessageSize = 64 << 10 // a GossipSub message's data
+	MaxWatchEventSize    = 64 << 10 // one frame of the change feed
 )
 
 // Message limits.
@@ -106,6 +110,32 @@ func StatusName(s pb.ExecutorStatus) string {
 		return "overloaded"
 	case pb.ExecutorStatus_EXECUTOR_STATUS_STALE:
 		return "stale"
+	}
+	return "unknown"
+}
+
+// WatchKindName is the lowercase word for a change feed event kind, as the
+// CLI and the validator's HTTP API print it.
+func WatchKindName(k pb.WatchEventKind) string {
+	switch k {
+	case pb.WatchEventKind_WATCH_EVENT_KIND_SNAPSHOT:
+		return "snapshot"
+	case pb.WatchEventKind_WATCH_EVENT_KIND_SYNCED:
+		return "synced"
+	case pb.WatchEventKind_WATCH_EVENT_KIND_ADDED:
+		return "added"
+	case pb.WatchEventKind_WATCH_EVENT_KIND_UPDATED:
+		return "updated"
+	case pb.WatchEventKind_WATCH_EVENT_KIND_LOAD:
+		return "load"
+	case pb.WatchEventKind_WATCH_EVENT_KIND_STALE:
+		return "stale"
+	case pb.WatchEventKind_WATCH_EVENT_KIND_RECOVERED:
+		return "recovered"
+	case pb.WatchEventKind_WATCH_EVENT_KIND_REMOVED:
+		return "removed"
+	case pb.WatchEventKind_WATCH_EVENT_KIND_ERROR:
+		return "error"
 	}
 	return "unknown"
 }

@@ -100,6 +100,7 @@ answer arrived complete and the executor's signed receipt verified.`,
 		},
 	}
 	cf.register(cmd.Flags())
+	cf.registerFilters(cmd.Flags())
 	cf.timeout = defaultChatTimeout
 	cmd.Flags().Lookup("timeout").DefValue = defaultChatTimeout.String()
 	cmd.Flags().Lookup("timeout").Usage = "time to reach the validators, and for each executor tried to start answering"

@@ -25,6 +25,8 @@ type answerOut struct {
 	Attempts     []attemptJSON  `json:"attempts"`
 	Candidates   []candidateOut `json:"candidates"`
 	TTFTMs       int64          `json:"ttft_ms"`
+	Connection   string         `json:"connection,omitempty"` // "direct" or "relayed"
+	Punch        string         `json:"punch,omitempty"`      // the hole punch: not needed, succeeded, failed, off
 	DurationMs   int64          `json:"duration_ms"`
 	Complete     bool           `json:"complete"`
 	Error        string         `json:"error,omitempty"`
@@ -77,6 +79,7 @@ func answerJSON(model string, ans *client.Answer, err error) answerOut {
 		ModelID: model, Text: ans.Text, FinishReason: ans.FinishReason,
 		Usage:      usageJSON{ans.Usage.GetPromptTokens(), ans.Usage.GetCompletionTokens()},
 		TTFTMs:     ans.TTFT.Milliseconds(),
+		Connection: ans.Connection, Punch: ans.Punch,
 		DurationMs: ans.Duration.Milliseconds(),
 		Attempts:   []attemptJSON{},
 		Candidates: []candidateOut{},
@@ -122,6 +125,9 @@ func answerJSON(model string, ans *client.Answer, err error) answerOut {
 // explain says what the client saw and did, one line per executor.
 func explain(w io.Writer, ans *client.Answer) {
 	fmt.Fprintf(w, "%d executor(s) seen:\n", len(ans.Candidates))
+	if ans.Connection != "" {
+		fmt.Fprintf(w, "connection: %s (hole punch: %s)\n", ans.Connection, ans.Punch)
+	}
 	tried := map[peer.ID]string{}
 	for i, a := range ans.Attempts {
 		what := fmt.Sprintf("attempt %d: answered", i+1)

@@ -36,10 +36,16 @@ type filterFlags struct {
 	includeUnverified  bool
 }
 
+// register adds the flags every client command uses.
 func (c *clientFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&c.validators, "validator", "", "validators to ask, comma-separated: multiaddr with /p2p/, or host:port (env VALIDATOR_ADDRESS)")
 	fs.BoolVar(&c.json, "json", false, "print JSON for scripts")
 	durationVar(fs, &c.timeout, "timeout", 10*time.Second, "time to reach the validators and get each answer")
+}
+
+// registerFilters adds the flags that choose executors, for the commands
+// that use them (not stats).
+func (c *clientFlags) registerFilters(fs *pflag.FlagSet) {
 	fs.StringVar(&c.filters.backend, "backend", "", "only executors with this backend type")
 	fs.Uint32Var(&c.filters.minContext, "min-context", 0, "only models with at least this context length")
 	fs.StringSliceVar(&c.filters.features, "feature", nil, "only models offering these features (repeatable)")
@@ -83,6 +89,7 @@ validators are merged (the newest announcement wins).`,
 		newModelsCommand(a, "list", "Every model, stale executors included", true),
 		newQueryCommand(a),
 		newStatsCommand(a),
+		newWatchCommand(a),
 		newInferenceCommand(a, true),
 		newInferenceCommand(a, false),
 	)
@@ -161,6 +168,7 @@ func newModelsCommand(a *app, name, short string, includeStale bool) *cobra.Comm
 		},
 	}
 	cf.register(cmd.Flags())
+	cf.registerFilters(cmd.Flags())
 	return cmd
 }
 
@@ -172,17 +180,23 @@ func (c *clientFlags) validatorsList() []node.BootstrapPeer {
 // errNoExecutors is returned by query when no executor serves the model.
 var errNoExecutors = errors.New("no executor serves this model")
 
+// errAllStale is returned by query when every executor serving the model
+// is stale: listed, but none has been heard from lately.
+var errAllStale = errors.New("every executor serving it is stale (no heartbeat lately); --include-stale accepts them")
+
 func newQueryCommand(a *app) *cobra.Command {
 	var (
 		cf           clientFlags
 		excludeStale bool
+		includeStale bool
 	)
 	cmd := &cobra.Command{
 		Use:   "query MODEL",
 		Short: "Executors serving MODEL, least loaded first",
 		Long: `List the executors that serve MODEL, least loaded first: the first one is
 where a request should go. Stale executors are listed last, marked stale.
-Exits non-zero when no executor serves the model.`,
+Exits non-zero when no executor serves the model, or when every one that
+does is stale (unless --include-stale).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			model := args[0]
@@ -209,13 +223,27 @@ Exits non-zero when no executor serves the model.`,
 				if len(res.Executors) == 0 {
 					return fmt.Errorf("model %q: %w", model, errNoExecutors)
 				}
+				if !includeStale && allStale(res.Executors) {
+					return fmt.Errorf("model %q: %w", model, errAllStale)
+				}
 				return nil
 			})
 		},
 	}
 	cf.register(cmd.Flags())
+	cf.registerFilters(cmd.Flags())
 	cmd.Flags().BoolVar(&excludeStale, "exclude-stale", false, "leave out stale executors")
+	cmd.Flags().BoolVar(&includeStale, "include-stale", false, "exit 0 even when every executor listed is stale")
 	return cmd
+}
+
+func allStale(xs []*client.Executor) bool {
+	for _, x := range xs {
+		if x.Status != pb.ExecutorStatus_EXECUTOR_STATUS_STALE {
+			return false
+		}
+	}
+	return true
 }
 
 func newStatsCommand(a *app) *cobra.Command {

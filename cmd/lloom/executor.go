@@ -21,6 +21,8 @@ func newExecutorCommand(a *app) *cobra.Command {
 	cfg := executor.DefaultConfig()
 	var (
 		nf        netFlags
+		rf        reachFlags
+		mf        metricsFlags
 		models    []string
 		debugLoad []string
 		bf        backendFlags
@@ -56,16 +58,26 @@ and the current models stay.`,
 			if err := positive("heartbeat-interval", cfg.HeartbeatInterval); err != nil {
 				return err
 			}
+			// Checked as every validator checks the announcement, so that
+			// a typo stops the start instead of every announcement.
+			if err := lp.CheckEVMAddress(cfg.EVMAddress); err != nil {
+				return usagef("--evm-address: %s", lp.WithoutCode(err))
+			}
 			if cfg.Models, err = executorModels(a.file, models, bf.capacity); err != nil {
 				return usageError{err}
 			}
 			if err := bf.fill(cmd, a.file, models, &cfg); err != nil {
 				return err
 			}
-			keyPath, err := a.fillNode(&nf, "executor", &cfg.Config)
+			id, err := a.fillNode(&nf, "executor", &cfg.Config)
 			if err != nil {
 				return err
 			}
+			if err := rf.apply(&cfg.Config); err != nil {
+				return err
+			}
+			// Next to the key: the numbers belong to that identity.
+			cfg.SeqFile = id.Path + ".seq"
 			if err := cfg.Validate(); err != nil {
 				return usageError{err}
 			}
@@ -75,6 +87,12 @@ and the current models stay.`,
 			if len(cfg.Models) == 0 && cfg.AnnounceModels && !cfg.Discover {
 				a.log.Warn().Msg("No models configured (--config or --model) and no --backend-url to list them from: announcing an empty model set")
 			}
+			reg, stopMetrics, err := mf.start(a, "executor")
+			if err != nil {
+				return err
+			}
+			defer stopMetrics()
+			cfg.Metrics = reg
 			e, err := executor.New(cfg)
 			if err != nil {
 				return err
@@ -83,7 +101,9 @@ and the current models stay.`,
 			if err := applyLoads(e, a.file, debugLoad); err != nil {
 				return usageError{err}
 			}
-			a.log.Info().Str("identity", keyPath).Str("peer", e.ID().String()).Msg("Identity loaded")
+			if err := a.saveIdentity(id, e.ID().String()); err != nil {
+				return err
+			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			// SIGHUP asks for a reload. It is caught before Run, so that it
@@ -102,6 +122,8 @@ and the current models stay.`,
 	}
 	fs := cmd.Flags()
 	nf.register(fs, "executor", 0, "validators to bootstrap from, comma-separated: multiaddr with /p2p/, or host:port (env VALIDATOR_ADDRESS)")
+	rf.registerExecutor(fs, &cfg.Config)
+	mf.register(fs)
 	fs.StringArrayVar(&models, "model", nil, "serve this model id with default settings (repeatable; the --config file describes models fully)")
 	durationVar(fs, &cfg.HeartbeatInterval, "heartbeat-interval", cfg.HeartbeatInterval, "time between heartbeats (Go duration or seconds)")
 	fs.BoolVar(&cfg.AnnounceModels, "announce-models", cfg.AnnounceModels, "announce models and send heartbeats (false: run silently)")

@@ -4,7 +4,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/crypto"
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/spf13/pflag"
 
@@ -67,16 +66,18 @@ func (n *netFlags) listenAddrs() ([]ma.Multiaddr, error) {
 	return addrs, nil
 }
 
-func (n *netFlags) key(role string) (crypto.PrivKey, string, error) {
+// key loads the identity; a new one is written only by its Save, once the
+// node runs.
+func (n *netFlags) key(role string) (*node.Identity, error) {
 	path := n.identity
 	if path == "" {
 		path = filepath.Join(node.DefaultHome(), role+".key")
 	}
-	k, err := node.LoadOrCreateIdentity(path)
+	id, err := node.LoadIdentity(path)
 	if err != nil {
-		return nil, "", usageError{err}
+		return nil, usageError{err}
 	}
-	return k, path, nil
+	return id, nil
 }
 
 func (n *netFlags) bootstrap() ([]node.BootstrapPeer, error) {
@@ -95,15 +96,30 @@ func positive(name string, d time.Duration) error {
 }
 
 // fillNode sets what every listening role shares, from the flags and the
-// global options, and returns the identity file used. It loads (or
-// creates) the key, so it runs after the role's own flags are checked.
-func (a *app) fillNode(nf *netFlags, role string, c *node.Config) (keyPath string, err error) {
+// global options, and returns the identity used. It loads the key (or
+// makes a new one, which the caller saves once the node runs), so it runs
+// after the role's own flags are checked.
+func (a *app) fillNode(nf *netFlags, role string, c *node.Config) (*node.Identity, error) {
+	var err error
 	if c.Listen, err = nf.listenAddrs(); err != nil {
-		return "", err
+		return nil, err
 	}
-	if c.Key, keyPath, err = nf.key(role); err != nil {
-		return "", err
+	id, err := nf.key(role)
+	if err != nil {
+		return nil, err
 	}
+	c.Key = id.Key
 	c.Network, c.Logger, c.AgentVersion = a.network, a.log, "lloom/"+version
-	return keyPath, nil
+	return id, nil
+}
+
+// saveIdentity writes a new identity now that the node runs, and logs
+// which identity it runs as.
+func (a *app) saveIdentity(id *node.Identity, peerID string) error {
+	created := id.New
+	if err := id.Save(); err != nil {
+		return err
+	}
+	a.log.Info().Str("identity", id.Path).Str("peer", peerID).Bool("created", created).Msg("Identity loaded")
+	return nil
 }

@@ -18,6 +18,7 @@ func newGatewayCommand(a *app) *cobra.Command {
 		validators string
 		filters    filterFlags
 		port       int
+		mf         metricsFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "gateway",
@@ -59,6 +60,12 @@ Listening anywhere but loopback requires --api-key.`,
 			if err := cfg.Validate(); err != nil {
 				return usageError{err}
 			}
+			reg, stopMetrics, err := mf.start(a, "gateway")
+			if err != nil {
+				return err
+			}
+			defer stopMetrics()
+			cfg.Client.Metrics = reg
 			g, err := gateway.New(cfg)
 			if err != nil {
 				return err
@@ -79,6 +86,7 @@ Listening anywhere but loopback requires --api-key.`,
 	fs.StringVar(&validators, "validator", "", "validators to ask, comma-separated: multiaddr with /p2p/, or host:port (env VALIDATOR_ADDRESS)")
 	fs.StringVar(&cfg.APIKey, "api-key", "", "require this key as Authorization: Bearer KEY (env LLOOM_GATEWAY_API_KEY; required beyond loopback)")
 	fs.IntVar(&port, "port", 0, "libp2p port, TCP and QUIC (0 picks free ports)")
+	mf.register(fs)
 	fs.IntVar(&cfg.MaxConcurrent, "max-concurrent", cfg.MaxConcurrent, "requests in flight at once; beyond it 429")
 	durationVar(fs, &cfg.Timeout, "timeout", cfg.Timeout, "time for a request's answer to start (504 past it)")
 	durationVar(fs, &cfg.ModelsRefresh, "models-refresh", cfg.ModelsRefresh, "how often the model list is read from the validators")

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -36,7 +37,7 @@ type executorJSON struct {
 	Pricing          *pricingJSON      `json:"pricing,omitempty"`
 	Performance      *performanceJSON  `json:"performance,omitempty"`
 	Metadata         map[string]string `json:"metadata,omitempty"`
-	AnnouncementSeq  uint64            `json:"announcement_seq"`
+	AnnouncementSeq  string            `json:"announcement_seq"` // a string: it exceeds 2^53
 	EVMAddress       string            `json:"evm_address,omitempty"`
 	Validators       []string          `json:"validators"`
 }
@@ -89,7 +90,7 @@ func toExecutorJSON(x *client.Executor) executorJSON {
 		ModelSize:        m.GetModelSize(),
 		Quantization:     m.GetQuantization(),
 		Metadata:         m.GetMetadata(),
-		AnnouncementSeq:  x.Announcement.GetSeq(),
+		AnnouncementSeq:  strconv.FormatUint(x.Announcement.GetSeq(), 10),
 		EVMAddress:       x.Announcement.GetEvmAddress(),
 		Validators:       nonNil(x.Validators),
 	}
@@ -201,10 +202,10 @@ func printModels(w io.Writer, res *client.ModelsResult, asked int) {
 			case pb.ExecutorStatus_EXECUTOR_STATUS_STALE:
 				stale++
 			}
-			backends[x.Model.GetBackendType()] = true
+			backends[orUnknown(x.Model.GetBackendType())] = true
 			maxCtx = max(maxCtx, x.Model.GetMaxContextLength())
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%d\n", m.ID, len(m.Executors), healthy, over, stale, joinKeys(backends), maxCtx)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%s\n", m.ID, len(m.Executors), healthy, over, stale, joinKeys(backends), contextText(maxCtx))
 	}
 	tw.Flush()
 }
@@ -222,13 +223,9 @@ func printModel(w io.Writer, res *client.ModelResult) {
 		if len(x.Addrs) > 0 {
 			addr = x.Addrs[0]
 		}
-		price := "-"
-		if p := x.Model.GetPricing(); p != nil {
-			price = orZero(p.GetInputTokenPriceWei()) + "/" + orZero(p.GetOutputTokenPriceWei())
-		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\t%d\t%s\t%d\t%s\t%s\t%s\n", i+1, x.PeerID, lp.StatusName(x.Status),
-			x.Active, x.Queued, x.Capacity, x.Model.GetBackendType(), x.Model.GetMaxContextLength(), price,
-			ago(x.LastSeen), addr)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n", i+1, x.PeerID, lp.StatusName(x.Status),
+			x.Active, x.Queued, x.Capacity, orUnknown(x.Model.GetBackendType()), contextText(x.Model.GetMaxContextLength()),
+			priceText(x.Model.GetPricing()), ago(x.LastSeen), addr)
 	}
 	tw.Flush()
 }
@@ -253,11 +250,36 @@ func ago(t time.Time) string {
 	return d.String() + " ago"
 }
 
-func orZero(s string) string {
+// unknown stands in the tables for what an executor did not announce.
+const unknown = "-"
+
+func orUnknown(s string) string {
 	if s == "" {
-		return "0"
+		return unknown
 	}
 	return s
+}
+
+// contextText is a context length, or unknown for 0 (not announced).
+func contextText(n uint32) string {
+	if n == 0 {
+		return unknown
+	}
+	return strconv.FormatUint(uint64(n), 10)
+}
+
+// priceText is "IN/OUT" wei per token, or "free": an executor that
+// announces no price charges nothing (its receipts say 0).
+func priceText(p *pb.Pricing) string {
+	in, out := lp.CanonicalWei(p.GetInputTokenPriceWei()), lp.CanonicalWei(p.GetOutputTokenPriceWei())
+	fee := lp.CanonicalWei(p.GetMinimumFeeWei())
+	if in == "0" && out == "0" && fee == "0" {
+		return "free"
+	}
+	if fee != "0" {
+		return in + "/" + out + " (min " + fee + ")"
+	}
+	return in + "/" + out
 }
 
 func joinKeys(m map[string]bool) string {

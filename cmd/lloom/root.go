@@ -36,6 +36,8 @@ var globalEnv = map[string]string{
 	"log-format": "LOG_FORMAT",
 	"network":    "LLOOM_NETWORK",
 	"config":     "LLOOM_CONFIG",
+	// Flags of several commands, bound wherever they exist.
+	"metrics-listen": "LLOOM_METRICS_LISTEN",
 }
 
 func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
@@ -62,9 +64,7 @@ One binary runs every role:
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		return usagef("%v (see '%s --help')", err, c.CommandPath())
-	})
+	root.SetFlagErrorFunc(flagError)
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.logLevel, "log-level", "info", "log level: trace, debug, info, warn, error (env LOG_LEVEL)")
 	pf.StringVar(&a.logFormat, "log-format", "console", "log format: console or json (env LOG_FORMAT)")
@@ -84,9 +84,18 @@ One binary runs every role:
 }
 
 // usageArgs makes wrong arguments (an unknown command, a missing MODEL) a
-// usage error that points to the command's help, as a wrong flag is.
+// usage error that points to the command's help, as a wrong flag is. A
+// command that groups others (lloom, lloom client) takes no argument but
+// one of its commands, and suggests the nearest for a typo.
 func usageArgs(c *cobra.Command) {
-	if check := c.Args; check != nil {
+	if c.HasSubCommands() {
+		c.Args = func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return unknownCommand(cmd, args[0])
+			}
+			return nil
+		}
+	} else if check := c.Args; check != nil {
 		c.Args = func(cmd *cobra.Command, args []string) error {
 			if err := check(cmd, args); err != nil {
 				return usagef("%v (see '%s --help')", err, cmd.CommandPath())
@@ -143,6 +152,8 @@ var cmdEnv = map[string]map[string]string{
 	"complete":        {"validator": "VALIDATOR_ADDRESS"},
 	"gateway":         {"validator": "VALIDATOR_ADDRESS", "listen": "LLOOM_GATEWAY_LISTEN", "api-key": "LLOOM_GATEWAY_API_KEY"},
 	"publish-invalid": {"validator": "VALIDATOR_ADDRESS"},
+	"watch":           {"validator": "VALIDATOR_ADDRESS"},
+	"validator":       {"http-listen": "LLOOM_HTTP_LISTEN"},
 }
 
 func applyEnv(fs *pflag.FlagSet, bindings map[string]string) error {

@@ -42,13 +42,20 @@ func newKeygenCommand(a *app) *cobra.Command {
 }
 
 func newVersionCommand(a *app) *cobra.Command {
-	return &cobra.Command{
+	var asJSON bool
+	cmd := &cobra.Command{
 		Use:   "version",
 		Short: "Print the version",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if asJSON {
+				return writeJSON(a.stdout, map[string]any{"version": version, "protocol": lp.Version,
+					"go": runtime.Version(), "os": runtime.GOOS, "arch": runtime.GOARCH})
+			}
 			fmt.Fprintf(a.stdout, "lloom %s (protocol %d, %s %s/%s)\n", version, lp.Version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON for scripts: version, protocol, go, os, arch")
+	return cmd
 }

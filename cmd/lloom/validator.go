@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -15,6 +16,8 @@ import (
 func newValidatorCommand(a *app) *cobra.Command {
 	cfg := validator.DefaultConfig()
 	var nf netFlags
+	var rf reachFlags
+	var mf metricsFlags
 	cmd := &cobra.Command{
 		Use:   "validator",
 		Short: "Run a validator: check announcements, keep the registry, answer queries",
@@ -51,23 +54,43 @@ from one of them (or from host:port).`,
 			if cfg.QueryRate < 0 {
 				return usagef("--query-rate %d must be 0 (off) or positive", cfg.QueryRate)
 			}
-			keyPath, err := a.fillNode(&nf, "validator", &cfg.Config)
+			if cfg.WatchSubscribers <= 0 {
+				return usagef("--watch-subscribers %d must be positive", cfg.WatchSubscribers)
+			}
+			if _, _, err := net.SplitHostPort(cfg.HTTPListen); cfg.HTTPListen != "" && err != nil {
+				return usagef("--http-listen %q: want HOST:PORT, e.g. 127.0.0.1:8081", cfg.HTTPListen)
+			}
+			id, err := a.fillNode(&nf, "validator", &cfg.Config)
 			if err != nil {
+				return err
+			}
+			if err := rf.apply(&cfg.Config); err != nil {
 				return err
 			}
 			if err := cfg.Validate(); err != nil {
 				return usageError{err}
 			}
+			reg, stopMetrics, err := mf.start(a, "validator")
+			if err != nil {
+				return err
+			}
+			defer stopMetrics()
+			cfg.Metrics = reg
 			v, err := validator.New(cfg)
 			if err != nil {
 				return err
 			}
 			defer v.Close()
-			a.log.Info().Str("identity", keyPath).Str("peer", v.ID().String()).Msg("Identity loaded")
+			if err := a.saveIdentity(id, v.ID().String()); err != nil {
+				return err
+			}
 			fmt.Fprintln(a.stdout, "Validator peer id:", v.ID())
 			fmt.Fprintln(a.stdout, "Listening on:")
 			for _, addr := range v.Addrs() {
 				fmt.Fprintln(a.stdout, "  "+addr)
+			}
+			if addr := v.HTTPAddr(); addr != "" {
+				fmt.Fprintln(a.stdout, "Dashboard: http://"+addr+"/")
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -81,6 +104,8 @@ from one of them (or from host:port).`,
 	}
 	fs := cmd.Flags()
 	nf.register(fs, "validator", 8080, "other validators to peer with, comma-separated (multiaddr with /p2p/, or host:port)")
+	rf.registerValidator(fs, &cfg.Config)
+	mf.register(fs)
 	fs.StringVar(&cfg.AddrFile, "addr-file", "", "write the full multiaddrs to this file, one per line")
 	durationVar(fs, &cfg.Registry.StaleAfter, "stale-after", cfg.Registry.StaleAfter, "mark an executor stale after this long without a valid heartbeat")
 	durationVar(fs, &cfg.Registry.RemoveAfter, "remove-after", cfg.Registry.RemoveAfter, "remove an executor after this long without a valid heartbeat")
@@ -88,5 +113,7 @@ from one of them (or from host:port).`,
 	fs.IntVar(&cfg.Registry.MaxPerIP, "max-executors-per-ip", cfg.Registry.MaxPerIP, "verified executors per observed IPv4 address or IPv6 /64, loopback included; 0 = no limit")
 	fs.IntVar(&cfg.QueryRate, "query-rate", cfg.QueryRate, "query units per second per peer, burst twice that (a query costs 1 unit + 1 per 64 KiB answered + 1 per 32,768 registry entries examined); 0 turns the limit off")
 	fs.BoolVar(&cfg.Subscribe, "subscribe-announcements", cfg.Subscribe, "subscribe to the announcement topic (false: answer queries only)")
+	fs.StringVar(&cfg.HTTPListen, "http-listen", "", "serve the read-only HTTP API (/api/v1/...) and the dashboard (/) at this host:port, e.g. 127.0.0.1:8081; off by default, loopback recommended (env LLOOM_HTTP_LISTEN)")
+	fs.IntVar(&cfg.WatchSubscribers, "watch-subscribers", cfg.WatchSubscribers, "change feed subscribers at once, over /lloom/watch/1.0.0 and the HTTP event stream together")
 	return cmd
 }

@@ -35,6 +35,8 @@ type attempt struct {
 	receipt    *lp.VerifiedReceipt
 	retryAfter time.Duration
 	ttft       time.Duration
+	relayed    bool   // the stream ran over a relay
+	punch      string // reach.go: the hole punch's outcome
 }
 
 // run sends the request and reads the answer to its last frame.
@@ -72,6 +74,10 @@ func (a *attempt) run(ctx context.Context) error {
 		var resp pb.InferenceResponse
 		if err := lp.ReadMessage(br, lp.MaxInferenceFrameSize, &resp); err != nil {
 			s.Reset()
+			if a.relayed {
+				// The relay resets circuits past its data or duration limit.
+				return a.fail(ctx, fmt.Errorf("answer from %s cut on a relayed connection (the relay's data or duration limit?): %w", a.x.PeerID, err))
+			}
 			return a.fail(ctx, fmt.Errorf("answer from %s cut: %w", a.x.PeerID, err))
 		}
 		first.Stop()
@@ -146,10 +152,13 @@ func (a *attempt) open(ctx context.Context) (network.Stream, error) {
 			return nil, fmt.Errorf("%w: %s: %w", ErrUnreachable, a.x.PeerID, err)
 		}
 	}
-	s, err := h.NewStream(ctx, a.x.PeerID, lp.InferenceProtocol)
+	a.punch = a.c.upgrade(ctx, a.x.PeerID) // reach.go
+	// A relayed connection is limited: the stream may use it (DESIGN §8).
+	s, err := h.NewStream(network.WithAllowLimitedConn(ctx, "inference"), a.x.PeerID, lp.InferenceProtocol)
 	if err != nil {
 		return nil, fmt.Errorf("%w: inference stream to %s: %w", ErrUnreachable, a.x.PeerID, err)
 	}
+	a.relayed = s.Conn().Stat().Limited
 	return s, nil
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
 	ma "github.com/multiformats/go-multiaddr"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/lloom/lloom/node"
@@ -37,11 +38,18 @@ type Config struct {
 	// Listen addresses; none makes a dial-only host.
 	Listen []ma.Multiaddr
 	Logger zerolog.Logger
+	// PunchWait is how long a request waits for a relayed connection to
+	// an executor to become direct (hole punching, DCUtR) before it runs
+	// over the relay; 0 turns relaying and hole punching off.
+	PunchWait time.Duration
+	// Metrics is the Prometheus registry of the client's (or gateway's)
+	// metrics and its host's; nil turns metrics off.
+	Metrics prometheus.Registerer
 }
 
 // DefaultConfig returns the defaults; Validators must still be set.
 func DefaultConfig() Config {
-	return Config{Network: lp.DefaultNetwork, Timeout: 10 * time.Second, Logger: zerolog.Nop()}
+	return Config{Network: lp.DefaultNetwork, Timeout: 10 * time.Second, Logger: zerolog.Nop(), PunchWait: DefaultPunchWait}
 }
 
 // Validate reports the first setting that cannot work.
@@ -64,6 +72,7 @@ type Client struct {
 	h         host.Host
 	log       zerolog.Logger
 	executors *node.Watcher // pings the executors of answers in flight
+	meters    *meters       // nil: metrics off (metrics.go)
 
 	mu  sync.Mutex
 	ids map[int]peer.ID // guarded by mu: learned ids of short-form validators
@@ -81,12 +90,19 @@ func New(cfg Config) (*Client, error) {
 		}
 		cfg.Key = k
 	}
-	h, err := node.NewHost(node.HostConfig{Key: cfg.Key, Listen: cfg.Listen, UserAgent: "lloom-client", InferenceStreams: clientInferenceStreams})
+	hc := cfg.hostConfig()
+	hc.Metrics = cfg.Metrics
+	h, err := node.NewHost(hc)
 	if err != nil {
 		return nil, err
 	}
+	m, err := newMeters(cfg.Metrics)
+	if err != nil {
+		h.Close()
+		return nil, err
+	}
 	return &Client{cfg: cfg, h: h, log: cfg.Logger.With().Str("role", "client").Logger(), ids: map[int]peer.ID{},
-		executors: node.NewWatcher(h, node.PingInterval, node.PingTimeout)}, nil
+		executors: node.NewWatcher(h, node.PingInterval, node.PingTimeout), meters: m}, nil
 }
 
 // Close closes the client's host.
@@ -106,6 +122,8 @@ func (e ValidatorError) Error() string { return fmt.Sprintf("validator %s: %v", 
 // resolve returns the peer id of validator i, connecting to it, retrying
 // with backoff until ctx ends or giveUp closes (another validator has
 // answered, so waiting out a restart is no longer worth the user's time).
+// An error that retrying cannot cure within a command's patience (nothing
+// listens there, another identity answers) ends it at once.
 func (c *Client) resolve(ctx context.Context, i int, giveUp <-chan struct{}) (peer.ID, error) {
 	bp := c.cfg.Validators[i]
 	delay := 100 * time.Millisecond
@@ -113,6 +131,9 @@ func (c *Client) resolve(ctx context.Context, i int, giveUp <-chan struct{}) (pe
 		id, err := c.connect(ctx, i, bp)
 		if err == nil {
 			return id, nil
+		}
+		if permanent(err) {
+			return "", fmt.Errorf("not reachable: %w", err)
 		}
 		select {
 		case <-ctx.Done():
@@ -137,7 +158,11 @@ func (c *Client) connect(ctx context.Context, i int, bp node.BootstrapPeer) (pee
 		if err != nil {
 			return "", err
 		}
-		c.log.Debug().Str("validator", bp.Raw).Str("peer", learned.String()).Msg("Learned validator peer id on first contact")
+		// Debug, not a warning: a client keeps nothing between runs, so
+		// every run with a short address learns it again.
+		c.log.Debug().Str("validator", bp.Raw).Str("peer", learned.String()).
+			Msg("Learned validator peer id on first contact (trust on first use); pin it with the full multiaddr " +
+				bp.Addr.String() + "/p2p/" + learned.String())
 		id = learned
 		c.mu.Lock()
 		c.ids[i] = id

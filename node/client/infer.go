@@ -84,7 +84,13 @@ type Answer struct {
 	Candidates   []Candidate
 	RequestID    []byte
 	TTFT         time.Duration // request sent to first chunk (on the answering executor)
-	Duration     time.Duration // from the call to the last frame
+	// Connection is "direct" or "relayed": how the answer travelled.
+	Connection string
+	// Punch is the hole punch's outcome on the answering executor:
+	// "not needed" (connected directly), "succeeded", "failed" (the
+	// answer went over the relay), or "off".
+	Punch    string
+	Duration time.Duration // from the call to the last frame
 }
 
 // Infer finds the executors serving req.Model, picks one (power of two
@@ -94,20 +100,32 @@ type Answer struct {
 // returned with the partial answer. The answer's receipt is verified. ctx
 // cancels the request (the executor's backend call with it).
 func (c *Client) Infer(ctx context.Context, req Request, onText func(string) error) (*Answer, error) {
+	return c.InferVia(ctx, c.FindCandidates, req, onText)
+}
+
+// Finder returns the executors that may answer a request for model:
+// Client.FindCandidates, or a gateway's answer shared between requests.
+type Finder func(ctx context.Context, model string, filters *pb.QueryFilters) (*ModelResult, error)
+
+// InferVia is Infer with the candidates find returns.
+func (c *Client) InferVia(ctx context.Context, find Finder, req Request, onText func(string) error) (*Answer, error) {
 	start := time.Now()
 	filters := &pb.QueryFilters{}
 	if req.Filters != nil {
 		filters = req.Filters
 	}
 	filters.MaxInputPriceWei, filters.MaxOutputPriceWei = req.MaxInputPriceWei, req.MaxOutputPriceWei
-	found, err := c.FindCandidates(ctx, req.Model, filters)
+	found, err := find(ctx, req.Model, filters)
 	if err != nil {
+		c.meters.inferred(req.Model, false, nil, err)
 		return nil, err
 	}
 	cands, order := Choose(found.Executors, nil)
 	ans := &Answer{Candidates: cands}
 	if len(order) == 0 {
-		return ans, fmt.Errorf("%w %q (%d seen, none usable)", ErrNoExecutor, req.Model, len(found.Executors))
+		err := fmt.Errorf("%w %q (%d seen, none usable)", ErrNoExecutor, req.Model, len(found.Executors))
+		c.meters.inferred(req.Model, announces(found.Executors, req.Model), ans, err)
+		return ans, err
 	}
 	return c.InferOn(ctx, order, req, onText, ans, start)
 }
@@ -115,6 +133,12 @@ func (c *Client) Infer(ctx context.Context, req Request, onText func(string) err
 // InferOn sends req to the executors in order, as Infer does once it has
 // chosen. ans, if not nil, is filled in (candidates already recorded).
 func (c *Client) InferOn(ctx context.Context, order []*Executor, req Request, onText func(string) error, ans *Answer, start time.Time) (*Answer, error) {
+	ans, err := c.inferOn(ctx, order, req, onText, ans, start)
+	c.meters.inferred(req.Model, announces(order, req.Model), ans, err)
+	return ans, err
+}
+
+func (c *Client) inferOn(ctx context.Context, order []*Executor, req Request, onText func(string) error, ans *Answer, start time.Time) (*Answer, error) {
 	if ans == nil {
 		ans = &Answer{}
 	}
@@ -130,10 +154,12 @@ func (c *Client) InferOn(ctx context.Context, order []*Executor, req Request, on
 		}
 		a := &attempt{c: c, x: x, req: wire, onText: onText, timeout: req.FirstChunkTimeout}
 		err := a.run(ctx)
+		c.meters.attempted(err)
 		ans.Attempts = append(ans.Attempts, Attempt{Executor: x.PeerID, Code: CodeOf(err), Err: err, RetryAfter: a.retryAfter})
 		if a.started || err == nil {
 			ans.Executor, ans.Text, ans.FinishReason, ans.Usage, ans.Receipt = x.PeerID, a.text.String(), a.finish, a.usage, a.receipt
 			ans.TTFT, ans.Duration = a.ttft, time.Since(start)
+			ans.Connection, ans.Punch = connectionKind(a.relayed), a.punch
 			return ans, err
 		}
 		last = err

@@ -49,7 +49,9 @@ func (c *Client) call(ctx context.Context, i int, q *pb.QueryRequest, giveUp <-c
 	// 4290 at once. The timeout still bounds the whole.
 	pause := rateLimitPause
 	for {
+		t0 := time.Now()
 		resp, err := c.exchange(ctx, id, q.GetQueryId(), req)
+		c.meters.queried(q, time.Since(t0))
 		if !errors.Is(err, lp.ErrRateLimited) {
 			return resp, err
 		}
@@ -72,7 +74,7 @@ const rateLimitPause = 20 * time.Millisecond
 func (c *Client) exchange(ctx context.Context, id peer.ID, queryID uint64, req []byte) (*pb.QueryResponse, error) {
 	b, err := node.Call(ctx, c.h, id, lp.QueryProtocol, req, lp.MaxResponseSize, c.cfg.Timeout)
 	if err != nil {
-		return nil, err
+		return nil, notValidator(err)
 	}
 	var resp pb.QueryResponse
 	if err := proto.Unmarshal(b, &resp); err != nil {

@@ -58,7 +58,20 @@ type Config struct {
 	// reading for longer has its stream reset and its backend call
 	// cancelled.
 	WriteTimeout time.Duration
+	// SeqFile keeps the sequence numbers used (lloom executor: next to the
+	// identity, `<identity>.seq`), so that a restarted executor whose clock
+	// went back is not ignored as a replay; "" takes them from the clock
+	// alone. See announcer.State.Persist.
+	SeqFile string
+	// Now is the clock that stamps announcements and heartbeats (tests
+	// step it).
+	Now func() time.Time
 }
+
+// seqReserve is how far ahead of use sequence numbers are reserved in the
+// SeqFile: one write a minute at most, and after a crash the numbers run
+// at most a minute ahead of the clock until it catches up.
+const seqReserve = time.Minute
 
 // BackendConfig says how to reach the backend.
 type BackendConfig struct {
@@ -118,7 +131,7 @@ func (c Config) inferenceStreams() int {
 // DefaultConfig returns the defaults; Key must still be set.
 func DefaultConfig() Config {
 	return Config{
-		Config:            node.DefaultConfig(),
+		Config:            reachDefaults(node.DefaultConfig()),
 		HeartbeatInterval: 10 * time.Second,
 		AnnounceModels:    true,
 		MaxMessageAge:     2 * time.Minute,
@@ -131,6 +144,7 @@ func DefaultConfig() Config {
 		QueueWait:      60 * time.Second,
 		RequestTimeout: 10 * time.Second,
 		WriteTimeout:   30 * time.Second,
+		Now:            time.Now,
 	}
 }
 
@@ -152,6 +166,12 @@ func (c Config) Validate() error {
 		if err := lp.CheckModelDescriptor(m); err != nil {
 			return fmt.Errorf("model %q: %w", m.GetModelId(), err)
 		}
+	}
+	if err := lp.CheckEVMAddress(c.EVMAddress); err != nil {
+		return fmt.Errorf("evm address: %w", err)
+	}
+	if len(c.AgentVersion) > lp.MaxShortStringLen {
+		return fmt.Errorf("agent version of %d bytes exceeds the announcement's limit of %d", len(c.AgentVersion), lp.MaxShortStringLen)
 	}
 	for _, u := range c.backendURLs() {
 		if err := checkBackendURL(u); err != nil {
@@ -177,6 +197,9 @@ func (c Config) Validate() error {
 	}
 	if c.RequestTimeout <= 0 || c.WriteTimeout <= 0 {
 		return fmt.Errorf("request timeout %s and write timeout %s must be positive", c.RequestTimeout, c.WriteTimeout)
+	}
+	if c.Now == nil {
+		return fmt.Errorf("executor: no clock")
 	}
 	return nil
 }

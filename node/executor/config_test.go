@@ -37,3 +37,22 @@ func TestStreamDeadlines(t *testing.T) {
 		}
 	}
 }
+
+// A value the announcement would carry and every validator would refuse
+// is refused at start, in the validator's words.
+func TestValidateChecksTheAnnouncedEVMAddress(t *testing.T) {
+	cfg := DefaultConfig()
+	key, _, err := crypto.GenerateEd25519Key(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Key = key
+	cfg.EVMAddress = "0x123"
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), `evm_address "0x123": want 0x and 40 hex digits`) {
+		t.Fatalf("EVMAddress 0x123: %v, want the announcement check's refusal", err)
+	}
+	cfg.EVMAddress = "0x52908400098527886E0F7030069857D2E4169EE7"
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("a valid EVM address: %v", err)
+	}
+}

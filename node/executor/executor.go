@@ -42,6 +42,7 @@ type Executor struct {
 	closing     bool           // guarded by servingMu: no new answer starts
 	ovMu        sync.Mutex
 	overloaded  map[string]bool // guarded by ovMu: models at capacity
+	meters      *meters         // nil: metrics off (metrics.go)
 
 	mu       sync.Mutex
 	current  []byte // guarded by mu: envelope of the current announcement
@@ -52,8 +53,12 @@ type Executor struct {
 	started   bool // set once by runOnce
 	closeOnce sync.Once
 	closeErr  error
-	stop      chan struct{} // closed by Close
-	done      chan struct{} // closed when Run returns
+	// reach.go: discovery of validators, and address changes to announce.
+	disc         *node.Discovery
+	addrsChanged chan struct{}
+	reachDone    chan struct{}
+	stop         chan struct{} // closed by Close
+	done         chan struct{} // closed when Run returns
 }
 
 // New builds the host, joins the topic and serves the pull protocol. It
@@ -63,16 +68,31 @@ func New(cfg Config) (*Executor, error) {
 		return nil, err
 	}
 	cfg.InferenceStreams = max(cfg.InferenceStreams, cfg.inferenceStreams())
+	relays := &node.RelaySource{}
+	if cfg.Reach.Role == node.ReachExecutor && cfg.Reach.Relays == nil {
+		cfg.Reach.Relays = relays.Source // reach.go: every validator known
+	}
 	h, err := cfg.NewHost()
 	if err != nil {
 		return nil, err
 	}
+	relays.Bind(h)
 	e := &Executor{cfg: cfg, h: h, state: announcer.New(h.ID()), stop: make(chan struct{}), done: make(chan struct{}),
 		limiter: peerlimit.New(cfg.InferenceRate, int(2*cfg.InferenceRate), 0), loadKick: make(chan struct{}, 1), overloaded: map[string]bool{}}
+	if cfg.SeqFile != "" {
+		if err := e.state.Persist(announcer.SeqFile(cfg.SeqFile), seqReserve); err != nil {
+			h.Close()
+			return nil, err
+		}
+	}
 	e.serveCtx, e.serveCancel = context.WithCancelCause(context.Background())
 	e.cfg.Logger = cfg.Logger.With().Str("role", "executor").Str("peer", h.ID().String()).Logger()
 	e.catalog, err = newCatalog(&e.cfg, e.loadChanged, e.state.SetModels)
 	if err != nil {
+		h.Close()
+		return nil, err
+	}
+	if e.meters, err = newMeters(cfg.Metrics, e.catalog); err != nil {
 		h.Close()
 		return nil, err
 	}
@@ -90,6 +110,11 @@ func New(cfg Config) (*Executor, error) {
 		return nil, err
 	}
 	e.conn = node.NewConnector(h, cfg.Validators, e.cfg.Logger)
+	if err := e.startReach(); err != nil {
+		e.gossip.Close()
+		h.Close()
+		return nil, err
+	}
 	e.clients = node.NewWatcher(h, node.PingInterval, node.PingTimeout)
 	node.Serve(h, lp.AnnouncementProtocol, 16, node.DefaultStreamTimeout, e.servePull)
 	h.SetStreamHandler(lp.InferenceProtocol, e.serveInference)
@@ -185,8 +210,15 @@ func (e *Executor) Close() error {
 		if e.started {
 			<-e.done
 		}
+		// The numbers really used, so that a clean restart continues from
+		// the clock rather than from the last reservation.
+		seqErr := e.state.Close()
+		if seqErr != nil {
+			e.cfg.Logger.Warn().Err(seqErr).Msg("Sequence numbers not stored; the next start continues above the last reservation")
+		}
+		e.stopReach()
 		e.gossip.Close()
-		e.closeErr = e.h.Close()
+		e.closeErr = errors.Join(seqErr, e.h.Close())
 	})
 	return e.closeErr
 }

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/lloom/lloom/pkg/backend"
+	"github.com/lloom/lloom/pkg/metrics"
 	"github.com/lloom/lloom/pkg/slots"
 	lp "github.com/lloom/lloom/protocol"
 	"github.com/lloom/lloom/protocol/pb"
@@ -35,6 +36,7 @@ func (e *Executor) serveInference(s network.Stream) {
 	from := s.Conn().RemotePeer()
 	log := e.cfg.Logger.With().Str("client", from.String()).Logger()
 	a := &answer{s: s, log: &log, writeTimeout: e.cfg.WriteTimeout}
+	defer e.meters.served(a, started)
 	if !e.startServing() {
 		a.stop(errShutdown)
 		return
@@ -48,6 +50,7 @@ func (e *Executor) serveInference(s network.Stream) {
 	}
 	log = log.With().Str("model", req.GetModelId()).Hex("request", req.GetRequestId()).Logger()
 	r, err := e.admit(req)
+	a.model, a.served = req.GetModelId(), servedModel(err)
 	if err != nil {
 		a.fail(err, 0)
 		return
@@ -125,6 +128,7 @@ func (e *Executor) serveInference(s network.Stream) {
 		return
 	}
 	a.end()
+	a.result, a.usage = metrics.Result(0), usage
 	log.Debug().Uint32("prompt_tokens", usage.GetPromptTokens()).Uint32("completion_tokens", usage.GetCompletionTokens()).
 		Dur("took", time.Since(started)).Msg("Answered")
 }
@@ -228,6 +232,16 @@ type answer struct {
 	writeTimeout time.Duration // per frame
 	text         bool          // a chunk has been sent
 	writeErr     error         // the first failed write
+
+	// For the metrics (metrics.go): the request's model, whether it is
+	// served here, how the answer ended ("" until it did: the client went
+	// away), when its first chunk went out, and the usage of a complete
+	// one.
+	model  string
+	served bool
+	result string
+	first  time.Time
+	usage  *pb.Usage
 }
 
 func (a *answer) write(m *pb.InferenceResponse) error {
@@ -245,6 +259,9 @@ func (a *answer) write(m *pb.InferenceResponse) error {
 // chunk sends text, split so that no frame exceeds the limit.
 func (a *answer) chunk(text string, digest hash.Hash) error {
 	for _, piece := range lp.SplitText(text, lp.MaxChunkText) {
+		if a.first.IsZero() {
+			a.first = time.Now()
+		}
 		if err := a.write(&pb.InferenceResponse{Frame: &pb.InferenceResponse_Chunk{Chunk: &pb.InferenceChunk{Text: piece}}}); err != nil {
 			return err
 		}
@@ -274,6 +291,7 @@ func (a *answer) fail(err error, retry time.Duration) {
 	if c := f.Code; c == lp.ErrOverloaded.Code || c == lp.ErrRateLimited.Code {
 		f.RetryAfterMs = uint32(max(retry, time.Millisecond).Milliseconds())
 	}
+	a.result = metrics.Result(f.Code)
 	a.log.Debug().Int32("code", int32(f.Code)).Str("error", f.Message).Bool("after_text", a.text).Msg("Request refused or failed")
 	if a.write(&pb.InferenceResponse{Frame: &pb.InferenceResponse_Error{Error: f}}) != nil {
 		a.s.Reset()

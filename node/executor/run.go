@@ -122,6 +122,8 @@ func (e *Executor) Run(ctx context.Context) error {
 		case <-tick.C:
 		case <-e.state.Changed():
 			pending = e.cfg.AnnounceModels
+		case <-e.addrsChanged: // a relay slot or a new public address (reach.go)
+			pending = e.cfg.AnnounceModels && e.announced() > 0
 		case <-hb.C:
 			hb.Reset(jitter(e.cfg.HeartbeatInterval))
 			if err := e.heartbeat(ctx); err != nil && ctx.Err() == nil {
@@ -156,8 +158,7 @@ func (e *Executor) Run(ctx context.Context) error {
 			}
 			if waiting && !hinted && time.Since(waitingSince) > offTopicHint {
 				if others := e.offTopicValidators(); len(others) > 0 {
-					log.Warn().Strs("validators", others).Str("topic", lp.Topic(e.cfg.Network)).
-						Msg("Connected to validators that are not on this network's topic: is --network the same on both sides, and does the validator subscribe to announcements?")
+					e.explainOffTopic(ctx, others) // hint.go
 					hinted = true
 				}
 			}
@@ -186,11 +187,11 @@ const offTopicHint = 5 * time.Second
 
 // offTopicValidators are connected peers that answer queries (validators)
 // but have not joined our topic: another network, or not subscribed.
-func (e *Executor) offTopicValidators() []string {
-	var out []string
+func (e *Executor) offTopicValidators() []peer.ID {
+	var out []peer.ID
 	for _, p := range e.h.Network().Peers() {
 		if ok, _ := e.h.Peerstore().SupportsProtocols(p, lp.QueryProtocol); len(ok) > 0 {
-			out = append(out, p.String())
+			out = append(out, p)
 		}
 	}
 	return out
@@ -235,9 +236,16 @@ func (e *Executor) publishAnnouncement(ctx context.Context) error {
 // seal builds and signs the next announcement and makes it the current one
 // (what pulls return) before it is published.
 func (e *Executor) seal(kind pb.AnnouncementKind) ([]byte, *pb.Announcement, error) {
-	a := e.state.NextAnnouncement(kind, e.addrBytes(), time.Now())
+	a, err := e.state.NextAnnouncement(kind, e.addrBytes(), e.cfg.Now())
+	if err != nil {
+		return nil, nil, err
+	}
 	a.EvmAddress = e.cfg.EVMAddress
 	a.AgentVersion = e.cfg.AgentVersion
+	// GossipSub's own refusal of it would say only "validation failed".
+	if err := lp.CheckAnnouncement(a); err != nil {
+		return nil, nil, fmt.Errorf("announcement fails the checks every validator applies: %w", err)
+	}
 	env, err := lp.SealAnnouncement(a, e.cfg.Key)
 	if err != nil {
 		return nil, nil, err
@@ -262,7 +270,10 @@ func (e *Executor) heartbeat(ctx context.Context) error {
 	if seq == 0 || !e.cfg.AnnounceModels {
 		return nil // nothing announced yet: a heartbeat would name nothing
 	}
-	h := e.state.NextHeartbeat(seq, time.Now())
+	h, err := e.state.NextHeartbeat(seq, e.cfg.Now())
+	if err != nil {
+		return err
+	}
 	env, err := lp.SealHeartbeat(h, e.cfg.Key)
 	if err != nil {
 		return err

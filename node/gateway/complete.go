@@ -138,6 +138,7 @@ func responseID(chat bool, ans *client.Answer) string {
 func (g *Gateway) writeCompletion(w http.ResponseWriter, o *openAIRequest, chat bool, ans *client.Answer) {
 	h := w.Header()
 	h.Set("X-Lloom-Executor", ans.Executor.String())
+	setReachHeaders(h, ans) // reach.go
 	if ans.Receipt != nil {
 		h.Set("X-Lloom-Receipt", base64.StdEncoding.EncodeToString(ans.Receipt.Raw))
 	}

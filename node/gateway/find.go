@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"time"
 
@@ -103,15 +102,5 @@ func (f *finder) sweepLocked(now time.Time) {
 
 // infer is client.Infer with the candidates from the finder.
 func (g *Gateway) infer(ctx context.Context, req client.Request, onText func(string) error) (*client.Answer, error) {
-	start := time.Now()
-	found, err := g.finder.find(ctx, req.Model, req.Filters)
-	if err != nil {
-		return nil, err
-	}
-	cands, order := client.Choose(found.Executors, nil)
-	ans := &client.Answer{Candidates: cands}
-	if len(order) == 0 {
-		return ans, fmt.Errorf("%w %q (%d seen, none usable)", client.ErrNoExecutor, req.Model, len(found.Executors))
-	}
-	return g.client.InferOn(ctx, order, req, onText, ans, start)
+	return g.client.InferVia(ctx, g.finder.find, req, onText)
 }

@@ -23,6 +23,7 @@ type Gateway struct {
 	finder *finder
 	slots  chan struct{} // one token per request in flight
 	mux    *http.ServeMux
+	meters *meters // nil: metrics off (metrics.go)
 
 	mu  sync.Mutex
 	ln  net.Listener // guarded by mu
@@ -41,12 +42,18 @@ func New(cfg Config) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
+	m, err := newMeters(cfg.Client.Metrics)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
 	g := &Gateway{
 		cfg:    cfg,
 		log:    cfg.Logger.With().Str("role", "gateway").Logger(),
 		client: c,
 		slots:  make(chan struct{}, cfg.MaxConcurrent),
 		mux:    http.NewServeMux(),
+		meters: m,
 	}
 	g.finder = newFinder(c)
 	g.models = newModelCache(c, cfg.Filters, cfg.ModelsRefresh, g.log)
@@ -57,14 +64,17 @@ func New(cfg Config) (*Gateway, error) {
 // Client is the gateway's lloom client.
 func (g *Gateway) Client() *client.Client { return g.client }
 
-// Handler is the gateway's HTTP handler (tests serve it themselves).
-func (g *Gateway) Handler() http.Handler { return g.mux }
+// Handler is the gateway's HTTP handler (tests serve it themselves),
+// counted in the metrics when they are on (metrics.go).
+func (g *Gateway) Handler() http.Handler { return g.meters.instrument(g.mux) }
 
 func (g *Gateway) routes() {
 	g.mux.HandleFunc("GET /v1/models", g.auth(g.listModels))
 	g.mux.HandleFunc("GET /v1/models/{model...}", g.auth(g.getModel))
 	g.mux.HandleFunc("POST /v1/chat/completions", g.auth(g.limit(g.chat)))
 	g.mux.HandleFunc("POST /v1/completions", g.auth(g.limit(g.complete)))
+	g.mux.HandleFunc("GET /{$}", g.chatPage) // the chat page (page.go)
+	g.mux.HandleFunc("GET /ui/{name}", g.chatAsset)
 	g.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "invalid_request_error", "not_found", fmt.Sprintf("no route %s %s; lloom's gateway serves GET /v1/models, POST /v1/chat/completions and POST /v1/completions", r.Method, r.URL.Path))
 	})
@@ -101,7 +111,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 		}
 	}
 	srv := &http.Server{
-		Handler:           g.mux,
+		Handler:           g.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		BaseContext:       func(net.Listener) context.Context { return ctx },

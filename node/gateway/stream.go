@@ -31,6 +31,7 @@ func (g *Gateway) openStream(w http.ResponseWriter, o *openAIRequest, chat bool,
 	h.Set("X-Accel-Buffering", "no")
 	if x != nil {
 		h.Set("X-Lloom-Executor", x.PeerID.String())
+		h.Set("X-Lloom-Connection", g.connectionTo(x.PeerID)) // reach.go
 	}
 	w.WriteHeader(http.StatusOK)
 	s := &sseStream{w: w, rc: http.NewResponseController(w), chat: chat, model: o.Model, created: time.Now().Unix(), first: true}

@@ -121,7 +121,7 @@ func (v *Validator) acceptAnnouncement(d *lp.DecodedAnnouncement, o origin) erro
 			return err
 		}
 		if res.Applied {
-			v.announcements.Add(1)
+			v.msgs.accepted(kindAnnouncement)
 			v.logAnnouncement(s, o, res.Announcement)
 		}
 		v.logReached(s, o, res)
@@ -137,7 +137,7 @@ func (v *Validator) acceptAnnouncement(d *lp.DecodedAnnouncement, o origin) erro
 	case err != nil:
 		return err
 	}
-	v.announcements.Add(1)
+	v.msgs.accepted(kindAnnouncement)
 	v.logAnnouncement(s, o, res)
 	if res.Check {
 		v.pulls.check(s.Signer(), a.GetAddrs(), o.from)
@@ -163,7 +163,8 @@ func (v *Validator) acceptHeartbeat(d *lp.DecodedHeartbeat, from peer.ID) error 
 	if err != nil {
 		return err
 	}
-	v.heartbeats.Add(1)
+	v.msgs.accepted(kindHeartbeat)
+	v.meters.heartbeatLag(now, h.GetIssuedAtMs())
 	if res.Recovered {
 		v.log.Info().Stringer("executor", s.Signer()).Msg("Executor is healthy again")
 	}
@@ -198,16 +199,17 @@ var rejectLogs = rate.NewLimiter(20, 40)
 
 func (v *Validator) countRefusal(from peer.ID, p node.GossipPayload, err error, verdict pubsub.ValidationResult) {
 	var executor peer.ID
+	kind := kindUnknown
 	switch {
 	case p.Announcement != nil:
-		executor = p.Announcement.Signer
+		executor, kind = p.Announcement.Signer, kindAnnouncement
 	case p.Heartbeat != nil:
-		executor = p.Heartbeat.Signer
+		executor, kind = p.Heartbeat.Signer, kindHeartbeat
 	}
 	if verdict == pubsub.ValidationIgnore {
-		v.ignored.Add(1)
+		v.msgs.refused(kind, verdictIgnored, lp.CodeOf(err))
 	} else {
-		v.rejected.Add(1)
+		v.msgs.refused(kind, verdictRejected, lp.CodeOf(err))
 	}
 	if errors.Is(err, lp.ErrReplay) || errors.Is(err, lp.ErrRegistryFull) {
 		// Duplicates and replays are routine on a gossip network, and a

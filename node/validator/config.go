@@ -32,6 +32,13 @@ type Config struct {
 	SweepInterval time.Duration
 	// AddrFile, if set, receives the full multiaddrs, one per line.
 	AddrFile string
+	// HTTPListen, if set, is the host:port of the read-only HTTP API and
+	// dashboard (http.go); empty turns them off.
+	HTTPListen string
+	// WatchSubscribers caps the change feed's subscribers at once, over
+	// /lloom/watch/1.0.0 and the HTTP event stream together; 0 is
+	// DefaultWatchSubscribers.
+	WatchSubscribers int
 	// Now is the clock (tests inject their own).
 	Now func() time.Time
 }
@@ -39,7 +46,7 @@ type Config struct {
 // DefaultConfig returns the defaults; Key must still be set.
 func DefaultConfig() Config {
 	return Config{
-		Config:        node.DefaultConfig(),
+		Config:        reachDefaults(node.DefaultConfig()),
 		Subscribe:     true,
 		Registry:      registry.DefaultConfig(),
 		QueryRate:     100,
@@ -47,7 +54,19 @@ func DefaultConfig() Config {
 		PullTimeout:   5 * time.Second,
 		SweepInterval: time.Second,
 		Now:           time.Now,
+
+		WatchSubscribers: DefaultWatchSubscribers,
 	}
+}
+
+// connections sizes the host for the registry: Conns if set, else room
+// for MaxExecutors executors, each on its own connection, and headroom
+// for clients and other validators (node.ValidatorConnections).
+func (c Config) connections() node.Connections {
+	if c.Conns != (node.Connections{}) {
+		return c.Conns
+	}
+	return node.ValidatorConnections(c.Registry.MaxExecutors, c.Registry.MaxPerIP)
 }
 
 // Validate reports the first setting that cannot work.
@@ -66,6 +85,9 @@ func (c Config) Validate() error {
 	}
 	if c.Now == nil {
 		return fmt.Errorf("validator: no clock")
+	}
+	if err := c.validateFeed(); err != nil {
+		return err
 	}
 	return nil
 }

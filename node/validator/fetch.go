@@ -112,11 +112,5 @@ func (v *Validator) acceptPulled(j pullJob, env []byte, observed netip.Addr) err
 	if d.Signer != j.executor {
 		return lp.Errorf(lp.ErrInvalidSignature.Code, "the executor answered with an announcement signed by %s", d.Signer)
 	}
-	if err := v.acceptAnnouncement(d, origin{src: fromPull, from: j.executor, observed: observed}); err != nil {
-		return err
-	}
-	if j.kind == jobPull {
-		v.pulled.Add(1)
-	}
-	return nil
+	return v.acceptAnnouncement(d, origin{src: fromPull, from: j.executor, observed: observed})
 }

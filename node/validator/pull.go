@@ -140,6 +140,7 @@ func (p *puller) enqueueLocked(j pullJob) bool {
 	l := p.laneLocked(key)
 	if l == nil || len(l.jobs) >= laneJobs || p.pending >= maxPending {
 		p.dropped.Add(1)
+		p.v.pullStats.add(pullKind(j.kind), pullDropped)
 		return false
 	}
 	l.jobs = append(l.jobs, j)
@@ -157,6 +158,7 @@ func (p *puller) toRelay(j pullJob) {
 	l := p.laneLocked(j.via)
 	if p.closed || l == nil || len(l.relay) >= relayJobs || p.pending >= maxPending {
 		p.dropped.Add(1)
+		p.v.pullStats.add(pullRelay, pullDropped)
 		delete(p.busy, j.executor)
 		return
 	}
@@ -248,8 +250,11 @@ func (p *puller) batch(l *lane) {
 func (p *puller) run(j pullJob) {
 	v := p.v
 	env, observed, err := p.fetch(j)
-	if err == nil {
+	if err != nil {
+		v.pullStats.add(pullKind(j.kind), pullFailed)
+	} else {
 		err = v.acceptPulled(j, env, observed)
+		v.pullStats.add(pullKind(j.kind), verdictResult(err))
 		if err == nil || verdictOf(err) != pubsub.ValidationReject {
 			p.finish(j.executor)
 			if err != nil {

@@ -9,6 +9,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/lloom/lloom/pkg/metrics"
 	lp "github.com/lloom/lloom/protocol"
 	"github.com/lloom/lloom/protocol/pb"
 )
@@ -18,7 +19,8 @@ import (
 // gets a reset stream. The asking peer is charged the query's cost once
 // the response is encoded (DESIGN §10: queries cost what they cost).
 func (v *Validator) serveQuery(ctx context.Context, from peer.ID, req []byte, readErr error) ([]byte, error) {
-	resp, scanned := v.answer(ctx, from, req, readErr)
+	start := time.Now()
+	resp, scanned, kind := v.answer(ctx, from, req, readErr)
 	b, err := proto.Marshal(resp)
 	if err == nil && len(b) > lp.MaxResponseSize {
 		err = errors.New("response exceeds the size limit")
@@ -30,16 +32,23 @@ func (v *Validator) serveQuery(ctx context.Context, from peer.ID, req []byte, re
 	if resp.GetErrorCode() != pb.ErrorCode_ERROR_CODE_RATE_LIMITED {
 		v.limits.charge(from, queryCost(len(b), scanned)-1, v.cfg.Now())
 	}
+	if kind == queryRefused {
+		v.refused.add(resp.GetErrorCode())
+	} else {
+		v.meters.queryServed(kind, time.Since(start))
+	}
 	return b, nil
 }
 
-// answer returns the response to req and the registry entries it examined.
-func (v *Validator) answer(ctx context.Context, from peer.ID, req []byte, readErr error) (*pb.QueryResponse, int) {
+// answer returns the response to req, the registry entries it examined,
+// and the kind of query it answered (queryRefused: refused before the
+// registry was asked).
+func (v *Validator) answer(ctx context.Context, from peer.ID, req []byte, readErr error) (*pb.QueryResponse, int, queryKind) {
 	if readErr != nil {
 		if lp.CodeOf(readErr) == lp.ErrInternal.Code {
 			readErr = lp.Errorf(lp.ErrMalformed.Code, "request not read: %v", readErr)
 		}
-		return errorResponse(0, readErr), 0
+		return errorResponse(0, readErr), 0, queryRefused
 	}
 	if now := v.cfg.Now(); !v.limits.admit(from, now) {
 		// Held until the peer could be served again, within bounds: a
@@ -54,18 +63,18 @@ func (v *Validator) answer(ctx context.Context, from peer.ID, req []byte, readEr
 		t.Stop()
 		return errorResponse(0, lp.Errorf(lp.ErrRateLimited.Code,
 			"query budget spent: %d units per second, a query costing 1 unit plus 1 per %d KiB answered and 1 per %d entries examined",
-			v.cfg.QueryRate, bytesPerUnit>>10, entriesPerUnit)), 0
+			v.cfg.QueryRate, bytesPerUnit>>10, entriesPerUnit)), 0, queryRefused
 	}
 	var q pb.QueryRequest
 	if err := proto.Unmarshal(req, &q); err != nil {
-		return errorResponse(0, lp.Errorf(lp.ErrMalformed.Code, "request does not decode: %v", err)), 0
+		return errorResponse(0, lp.Errorf(lp.ErrMalformed.Code, "request does not decode: %v", err)), 0, queryRefused
 	}
 	limit, err := lp.CheckQuery(&q)
 	if err != nil {
-		return errorResponse(q.GetQueryId(), err), 0
+		return errorResponse(q.GetQueryId(), err), 0, queryRefused
 	}
 	if n := q.GetNetwork(); n != "" && n != v.cfg.Network {
-		return errorResponse(q.GetQueryId(), lp.Errorf(lp.ErrWrongNetwork.Code, "this validator serves network %q, not %q", v.cfg.Network, n)), 0
+		return errorResponse(q.GetQueryId(), lp.Errorf(lp.ErrWrongNetwork.Code, "this validator serves network %q, not %q", v.cfg.Network, n)), 0, queryRefused
 	}
 	v.queries.Add(1)
 	now := v.cfg.Now()
@@ -73,15 +82,15 @@ func (v *Validator) answer(ctx context.Context, from peer.ID, req []byte, readEr
 	if st := resp.GetStatistics(); st != nil {
 		v.fillCounters(st, now)
 	}
-	return resp, scanned
+	return resp, scanned, queryKind(metrics.QueryKind(&q))
 }
 
 func (v *Validator) fillCounters(st *pb.Statistics, now time.Time) {
-	st.AnnouncementsAccepted = v.announcements.Load()
-	st.HeartbeatsAccepted = v.heartbeats.Load()
-	st.MessagesRejected = v.rejected.Load()
-	st.MessagesIgnored = v.ignored.Load()
-	st.AnnouncementsPulled = v.pulled.Load()
+	st.AnnouncementsAccepted = v.msgs.sum(kindAnnouncement, verdictAccepted)
+	st.HeartbeatsAccepted = v.msgs.sum(kindHeartbeat, verdictAccepted)
+	st.MessagesRejected = v.msgs.sum(numKinds, verdictRejected)
+	st.MessagesIgnored = v.msgs.sum(numKinds, verdictIgnored)
+	st.AnnouncementsPulled = v.pullStats.pulled()
 	st.QueriesServed = v.queries.Load()
 	if v.gossip != nil {
 		d := v.gossip.Tracer.Dropped()

@@ -97,9 +97,11 @@ func (p *puller) ask(via peer.ID, jobs []pullJob) {
 		env, ok := envs[j.executor]
 		switch {
 		case err != nil:
+			p.v.pullStats.add(pullRelay, pullFailed)
 			v.log.Debug().Err(err).Stringer("executor", j.executor).Stringer("relay", via).Msg("Announcement pull through a relay failed")
 			continue
 		case !ok:
+			p.v.pullStats.add(pullRelay, pullFailed)
 			continue
 		}
 		d, err := lp.DecodeAnnouncement(env)
@@ -109,9 +111,9 @@ func (p *puller) ask(via peer.ID, jobs []pullJob) {
 		if err == nil {
 			err = v.acceptAnnouncement(d, origin{src: fromRelay, from: via, vouched: j.vouched})
 		}
+		p.v.pullStats.add(pullRelay, verdictResult(err))
 		switch {
 		case err == nil:
-			v.pulled.Add(1)
 		case verdictOf(err) == pubsub.ValidationReject:
 			bad++
 			v.log.Debug().Err(err).Stringer("executor", j.executor).Stringer("relay", via).Msg("Relay served a bad envelope")

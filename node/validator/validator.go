@@ -5,7 +5,9 @@
 //
 // accept.go is the one home of the acceptance rules (DESIGN §4 and §10);
 // pull.go, fetch.go and relay.go run the pulls and liveness checks those
-// rules ask for, in bounded lanes, one per peer.
+// rules ask for, in bounded lanes, one per peer. subscription.go, watch.go,
+// http.go, http_events.go and dashboard.go serve the registry's change feed
+// (/lloom/watch/1.0.0) and the read-only HTTP API and dashboard.
 package validator
 
 import (
@@ -48,19 +50,23 @@ type Validator struct {
 	pulls   *puller
 	started time.Time
 
-	announcements atomic.Uint64
-	heartbeats    atomic.Uint64
-	rejected      atomic.Uint64
-	ignored       atomic.Uint64
-	queries       atomic.Uint64
-	pulled        atomic.Uint64
+	msgs      messageCounts // counts.go
+	pullStats pullCounts    // counts.go
+	queries   atomic.Uint64
+	refused   queryRefusals // queries answered with an error code, by code
+	meters    *meters       // nil: metrics off (metrics.go)
 
 	droppedReported uint64 // the sweep's: pulls dropped when last logged
+
+	feed  *hub         // the change feed's subscribers (subscription.go)
+	watch *watchServer // /lloom/watch/1.0.0 (watch.go)
+	api   *httpAPI     // nil without HTTPListen (http.go)
 
 	runOnce   sync.Once
 	running   bool // set once by runOnce
 	closeOnce sync.Once
 	closeErr  error
+	disc      *node.Discovery // reach.go
 	stop      chan struct{}
 	done      chan struct{}
 }
@@ -71,10 +77,15 @@ func New(cfg Config) (*Validator, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if cfg.Registry.FirstVersion == 0 {
+		// Wall-clock time, so that versions keep increasing across restarts.
+		cfg.Registry.FirstVersion = uint64(time.Now().UnixNano())
+	}
 	reg, err := registry.New(cfg.Registry)
 	if err != nil {
 		return nil, err
 	}
+	cfg.Conns = cfg.connections()
 	h, err := cfg.NewHost()
 	if err != nil {
 		return nil, err
@@ -88,6 +99,11 @@ func New(cfg Config) (*Validator, error) {
 		started: cfg.Now(),
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
+		meters:  newMeters(cfg.Metrics),
+	}
+	if fds := cfg.Conns.TCPConnLimit(); fds < cfg.Conns.High {
+		v.log.Warn().Int("tcp_connections", fds).Int("wanted", cfg.Conns.High).Int("max_executors", cfg.Registry.MaxExecutors).
+			Msg("The file descriptor limit (ulimit -n, LimitNOFILE) leaves room for fewer TCP connections than the registry's executors and clients need; raise it (see docs/OPERATIONS.md)")
 	}
 	v.pulls = newPuller(v)
 	v.gossip, err = node.NewGossip(h, node.GossipConfig{
@@ -104,6 +120,21 @@ func New(cfg Config) (*Validator, error) {
 	}
 	v.conn = node.NewConnector(h, cfg.Peers, v.log)
 	node.Serve(h, lp.QueryProtocol, lp.MaxRequestSize, cfg.QueryTimeout, v.serveQuery)
+	v.startFeed()
+	if v.disc, err = v.startDiscovery(); err != nil {
+		v.pulls.close()
+		v.gossip.Close()
+		h.Close()
+		return nil, err
+	}
+	if err := v.registerMetrics(cfg.Metrics); err != nil {
+		v.Close()
+		return nil, err
+	}
+	if err := v.listenHTTP(); err != nil {
+		v.Close()
+		return nil, err
+	}
 	if cfg.AddrFile != "" {
 		if err := writeAddrFile(cfg.AddrFile, v.Addrs()); err != nil {
 			v.Close()
@@ -147,6 +178,7 @@ func (v *Validator) Run(ctx context.Context) error {
 		}
 	})
 	wg.Go(func() { v.conn.Run(ctx) })
+	v.runFeed(ctx, &wg)
 	if v.gossip.Sub != nil {
 		wg.Go(func() {
 			// Messages are applied in the topic validator; the subscription
@@ -180,7 +212,9 @@ func (v *Validator) Close() error {
 		if v.running {
 			<-v.done
 		}
+		v.stopFeed()
 		v.pulls.close()
+		v.disc.Close()
 		v.gossip.Close()
 		v.closeErr = v.h.Close()
 	})

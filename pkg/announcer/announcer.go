@@ -1,8 +1,8 @@
 // Package announcer holds what an executor announces: its model set and
 // the load of each model, and builds the announcements and heartbeats that
-// state them, with strictly increasing sequence numbers. It is a plain data
-// structure guarded by one mutex; the executor node publishes what it
-// builds.
+// state them, with strictly increasing sequence numbers, kept across
+// restarts in a SeqStore. It is a plain data structure guarded by one
+// mutex; the executor node publishes what it builds.
 package announcer
 
 import (
@@ -32,6 +32,10 @@ type State struct {
 	annSeq  uint64                         // guarded by mu
 	hbSeq   uint64                         // guarded by mu
 	changed chan struct{}
+
+	store    SeqStore      // nil: numbers come from the clock alone
+	reserve  time.Duration // how far ahead of use numbers are reserved
+	reserved Seqs          // guarded by mu: every number used is at most these
 }
 
 // New returns an empty state for the executor id.
@@ -151,13 +155,79 @@ func (s *State) SetLoad(model string, active, queued, capacity uint32) error {
 	return nil
 }
 
-// NextAnnouncement builds an announcement of the current set with a new
-// seq: unix nanoseconds at creation, or one more than the last, whichever is
-// larger, so that seqs increase across restarts and within one nanosecond.
-func (s *State) NextAnnouncement(kind pb.AnnouncementKind, addrs [][]byte, now time.Time) *pb.Announcement {
+// Persist makes sequence numbers survive restarts and clock steps. It
+// loads what st holds, so that every number from now on is above it; then
+// numbers are reserved ahead of use, reserve of clock time at once, and
+// each reservation is stored before a number of it goes out: a crash never
+// reuses a number, and st is written about once per reserve, not once per
+// heartbeat. Close stores the numbers really used, so that after a clean
+// stop the numbers continue from the clock, not from the reservation.
+// Call it before the first announcement.
+func (s *State) Persist(st SeqStore, reserve time.Duration) error {
+	if reserve <= 0 {
+		return fmt.Errorf("announcer: sequence reservation %s must be positive", reserve)
+	}
+	seqs, err := st.Load()
+	if err != nil {
+		return err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.annSeq = nextSeq(s.annSeq, now)
+	s.store, s.reserve, s.reserved = st, reserve, seqs
+	s.annSeq = max(s.annSeq, seqs.Announcement)
+	s.hbSeq = max(s.hbSeq, seqs.Heartbeat)
+	return nil
+}
+
+// Close stores the sequence numbers last used (with Persist), so that the
+// next run continues from max(them + 1, the clock).
+func (s *State) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.store == nil {
+		return nil
+	}
+	used := Seqs{Announcement: s.annSeq, Heartbeat: s.hbSeq}
+	if err := s.store.Store(used); err != nil {
+		return err
+	}
+	s.reserved = used
+	return nil
+}
+
+// reserveLocked makes sure the store covers next, extending both
+// reservations by reserve past the clock (or past the number, if the clock
+// is behind it).
+func (s *State) reserveLocked(next Seqs, now time.Time) error {
+	if s.store == nil || (next.Announcement <= s.reserved.Announcement && next.Heartbeat <= s.reserved.Heartbeat) {
+		return nil
+	}
+	ahead := uint64(s.reserve)
+	clock := uint64(max(now.UnixNano(), 0))
+	r := Seqs{
+		Announcement: max(s.reserved.Announcement, max(next.Announcement, clock)+ahead),
+		Heartbeat:    max(s.reserved.Heartbeat, max(next.Heartbeat, clock)+ahead),
+	}
+	if err := s.store.Store(r); err != nil {
+		return fmt.Errorf("announcer: reserve sequence numbers: %w", err)
+	}
+	s.reserved = r
+	return nil
+}
+
+// NextAnnouncement builds an announcement of the current set with a new
+// seq: unix nanoseconds at creation, or one more than the last, whichever is
+// larger, so that seqs increase within one nanosecond and, with Persist,
+// across restarts even when the clock went back. It fails only when a
+// reservation cannot be stored; then no number is used.
+func (s *State) NextAnnouncement(kind pb.AnnouncementKind, addrs [][]byte, now time.Time) (*pb.Announcement, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	seq := nextSeq(s.annSeq, now)
+	if err := s.reserveLocked(Seqs{Announcement: seq, Heartbeat: s.hbSeq}, now); err != nil {
+		return nil, err
+	}
+	s.annSeq = seq
 	a := &pb.Announcement{
 		ExecutorId:      []byte(s.id),
 		Seq:             s.annSeq,
@@ -169,15 +239,20 @@ func (s *State) NextAnnouncement(kind pb.AnnouncementKind, addrs [][]byte, now t
 	if kind != pb.AnnouncementKind_ANNOUNCEMENT_KIND_REMOVAL {
 		a.Models = s.modelsLocked()
 	}
-	return a
+	return a, nil
 }
 
 // NextHeartbeat builds a heartbeat naming announcement annSeq, with the load
-// of every model.
-func (s *State) NextHeartbeat(annSeq uint64, now time.Time) *pb.Heartbeat {
+// of every model. Its seq follows the rules of NextAnnouncement's, on a
+// counter of its own.
+func (s *State) NextHeartbeat(annSeq uint64, now time.Time) (*pb.Heartbeat, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.hbSeq = nextSeq(s.hbSeq, now)
+	seq := nextSeq(s.hbSeq, now)
+	if err := s.reserveLocked(Seqs{Announcement: s.annSeq, Heartbeat: seq}, now); err != nil {
+		return nil, err
+	}
+	s.hbSeq = seq
 	load := &pb.Load{}
 	for _, id := range sortedKeys(s.models) {
 		l := s.load[id]
@@ -191,7 +266,7 @@ func (s *State) NextHeartbeat(annSeq uint64, now time.Time) *pb.Heartbeat {
 		AnnouncementSeq: annSeq,
 		IssuedAtMs:      now.UnixMilli(),
 		Load:            load,
-	}
+	}, nil
 }
 
 func (s *State) modelsLocked() []*pb.ModelDescriptor {

@@ -120,9 +120,9 @@ func TestSequencesIncrease(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Unix(1_700_000_000, 0)
-	a1 := s.NextAnnouncement(pb.AnnouncementKind_ANNOUNCEMENT_KIND_INITIAL, nil, now)
-	a2 := s.NextAnnouncement(pb.AnnouncementKind_ANNOUNCEMENT_KIND_UPDATE, nil, now) // same instant
-	a3 := s.NextAnnouncement(pb.AnnouncementKind_ANNOUNCEMENT_KIND_REMOVAL, nil, now.Add(-time.Hour))
+	a1 := announce(t, s, pb.AnnouncementKind_ANNOUNCEMENT_KIND_INITIAL, now)
+	a2 := announce(t, s, pb.AnnouncementKind_ANNOUNCEMENT_KIND_UPDATE, now) // same instant
+	a3 := announce(t, s, pb.AnnouncementKind_ANNOUNCEMENT_KIND_REMOVAL, now.Add(-time.Hour))
 	if !(a1.GetSeq() < a2.GetSeq() && a2.GetSeq() < a3.GetSeq()) {
 		t.Fatalf("announcement seqs %d, %d, %d do not increase", a1.GetSeq(), a2.GetSeq(), a3.GetSeq())
 	}
@@ -135,8 +135,8 @@ func TestSequencesIncrease(t *testing.T) {
 	if err := lp.CheckAnnouncement(a2); err != nil {
 		t.Errorf("built announcement fails its own checks: %v", err)
 	}
-	h1 := s.NextHeartbeat(a2.GetSeq(), now)
-	h2 := s.NextHeartbeat(a2.GetSeq(), now)
+	h1 := heartbeat(t, s, a2.GetSeq(), now)
+	h2 := heartbeat(t, s, a2.GetSeq(), now)
 	if h1.GetSeq() >= h2.GetSeq() {
 		t.Errorf("heartbeat seqs %d, %d do not increase", h1.GetSeq(), h2.GetSeq())
 	}

@@ -94,7 +94,7 @@ func TestParseExample(t *testing.T) {
 		t.Errorf("first model: %v", l)
 	}
 	g := ds[1]
-	if g.GetBackendType() != DefaultBackend || g.GetCapacity() != DefaultCapacity || g.GetAvailable() || g.GetPricing() != nil {
+	if g.GetBackendType() != "" || g.GetCapacity() != DefaultCapacity || g.GetAvailable() || g.GetPricing() != nil {
 		t.Errorf("second model defaults: backend %q capacity %d available %v pricing %v", g.GetBackendType(), g.GetCapacity(), g.GetAvailable(), g.GetPricing())
 	}
 }
@@ -108,15 +108,50 @@ func TestParseErrors(t *testing.T) {
 		{"wrong type", "[node]\nnetwork = 5", "line 2"},
 		{"bad duration", "[executor]\nheartbeat_interval = \"soon\"", "executor.heartbeat_interval"},
 		{"negative duration", "[validator]\nstale_after = -3", "validator.stale_after"},
-		{"bad model id", "[[models]]\nid = \"has space\"", `models[0] (id "has space")`},
+		{"bad model id", "[[models]]\nid = \"has space\"", `line 1, models[0] (id "has space")`},
 		{"missing model id", "[[models]]\nbackend = \"vllm\"", "models[0]"},
 		{"bad price", "[[models]]\nid = \"a\"\n[models.pricing]\ninput_token_price_wei = \"1.5\"", "input_token_price_wei"},
-		{"duplicate model", "[[models]]\nid = \"a\"\n[[models]]\nid = \"a\"", "listed twice"},
+		{"duplicate model", "[[models]]\nid = \"a\"\n[[models]]\nid = \"a\"", "line 3, models[1] (id \"a\"): model \"a\" is listed twice"},
+		// What a person wrote, in the file's terms: the key and what it
+		// wants, not the Go field and type it is decoded into.
+		{"price as a number", "[[models]]\nid = \"a\"\n[models.pricing]\ninput_token_price_wei = 5",
+			`line 4, column 25: key models.pricing.input_token_price_wei: want a string in quotes, e.g. "1000", not an integer`},
+		{"capacity as a string", "[[models]]\nid = \"a\"\ncapacity = \"4\"", "line 3, column 12: key models.capacity: want a whole number from 0 to 4294967295, not a string"},
+		{"capacity too large", "[[models]]\nid = \"a\"\ncapacity = 5000000000", "key models.capacity: 5000000000 is too large: want a whole number from 0 to 4294967295"},
+		{"negative capacity", "[[models]]\nid = \"a\"\ncapacity = -1", "key models.capacity: -1 is negative"},
+		{"features as a string", "[[models]]\nid = \"a\"\nfeatures = \"chat\"", "key models.features: want a list of strings"},
+		{"available as a number", "[[models]]\nid = \"a\"\navailable = 1", "key models.available: want true or false, not an integer"},
+		// Checks the protocol makes come without its wire code.
+		{"bad price text", "[[models]]\nid = \"a\"\n[models.pricing]\ninput_token_price_wei = \"abc\"",
+			`line 1, models[0] (id "a"): input_token_price_wei: price "abc" is not a decimal number of wei`},
+		// Capacity 0 would make the model unusable: refused, never replaced.
+		{"capacity 0", "[[models]]\nid = \"a\"\n\n[[models]]\nid = \"b\"\ncapacity = 0",
+			`line 4, models[1] (id "b"): capacity = 0 would take no request; want at least 1 (leave it out for the default, 4)`},
+		// The announcement's evm_address check, at load.
+		{"evm address", "[executor]\nevm_address = \"0x123\"", `line 2, executor.evm_address: evm_address "0x123": want 0x and 40 hex digits`},
 	} {
 		_, err := Parse([]byte(tc.text))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: error %v, want one mentioning %q", tc.name, err, tc.want)
 		}
+		if err != nil && (strings.Contains(err.Error(), "(code ") || strings.Contains(err.Error(), "struct field")) {
+			t.Errorf("%s: error %q speaks of wire codes or Go fields", tc.name, err)
+		}
+	}
+}
+
+// A capacity given is the capacity announced; one left out is the default.
+func TestCapacity(t *testing.T) {
+	f, err := Parse([]byte("[[models]]\nid = \"a\"\ncapacity = 1\n[[models]]\nid = \"b\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds, err := f.Descriptors()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ds[0].GetCapacity() != 1 || ds[1].GetCapacity() != DefaultCapacity {
+		t.Errorf("capacities %d and %d, want 1 (given) and %d (default)", ds[0].GetCapacity(), ds[1].GetCapacity(), DefaultCapacity)
 	}
 }
 

@@ -33,6 +33,8 @@ type File struct {
 
 	path  string
 	stamp Stamp
+	// modelLines are the lines of the [[models]] headers, for messages.
+	modelLines []int
 }
 
 // Stamp identifies a version of a file by modification time and size.
@@ -100,18 +102,20 @@ type DebugSection struct {
 
 // Model is one [[models]] table.
 type Model struct {
-	ID               string            `toml:"id"`
-	Backend          string            `toml:"backend"`
-	MaxContextLength uint32            `toml:"max_context_length"`
-	Features         []string          `toml:"features"`
-	Architecture     string            `toml:"architecture"`
-	ModelSize        string            `toml:"model_size"`
-	Quantization     string            `toml:"quantization"`
-	Capacity         uint32            `toml:"capacity"`
-	Available        *bool             `toml:"available"`
-	Pricing          Pricing           `toml:"pricing"`
-	Performance      Performance       `toml:"performance"`
-	Metadata         map[string]string `toml:"metadata"`
+	ID               string   `toml:"id"`
+	Backend          string   `toml:"backend"`
+	MaxContextLength uint32   `toml:"max_context_length"`
+	Features         []string `toml:"features"`
+	Architecture     string   `toml:"architecture"`
+	ModelSize        string   `toml:"model_size"`
+	Quantization     string   `toml:"quantization"`
+	// Capacity nil takes DefaultCapacity; 0 is refused (no request could
+	// ever run).
+	Capacity    *uint32           `toml:"capacity"`
+	Available   *bool             `toml:"available"`
+	Pricing     Pricing           `toml:"pricing"`
+	Performance Performance       `toml:"performance"`
+	Metadata    map[string]string `toml:"metadata"`
 	// BackendModel is the name the backend knows, when it differs from id.
 	BackendModel string `toml:"backend_model"`
 	// BackendURL overrides [backend] url for this model.
@@ -135,11 +139,9 @@ type Performance struct {
 	AverageLatencyMs   uint32  `toml:"average_latency_ms"`
 }
 
-// Default descriptor values for a model that leaves them out.
-const (
-	DefaultBackend  = "openai"
-	DefaultCapacity = 4
-)
+// DefaultCapacity is the capacity of a model that does not give one. A
+// model without a backend type announces none (clients show it unknown).
+const DefaultCapacity = 4
 
 // Load reads and checks a configuration file. Errors name the file, and
 // the line where the TOML is wrong or a key is unknown.
@@ -173,10 +175,13 @@ func Parse(b []byte) (*File, error) {
 		}
 		var de *toml.DecodeError
 		if errors.As(err, &de) {
-			row, col := de.Position()
-			return nil, fmt.Errorf("line %d, column %d: %s", row, col, de.Error())
+			return nil, errors.New(decodeErrorText(de))
 		}
 		return nil, err
+	}
+	f.modelLines = tableLines(b, "models")
+	if err := lp.CheckEVMAddress(f.Executor.EVMAddress); err != nil {
+		return nil, fmt.Errorf("%sexecutor.evm_address: %s", keyLine(b, "evm_address"), lp.WithoutCode(err))
 	}
 	if _, err := f.Descriptors(); err != nil {
 		return nil, err
@@ -258,12 +263,19 @@ func (f *File) Descriptors() ([]*pb.ModelDescriptor, error) {
 	seen := map[string]bool{}
 	out := make([]*pb.ModelDescriptor, 0, len(f.Models))
 	for i, m := range f.Models {
+		where := fmt.Sprintf("models[%d] (id %q)", i, m.ID)
+		if i < len(f.modelLines) {
+			where = fmt.Sprintf("line %d, %s", f.modelLines[i], where)
+		}
+		if m.Capacity != nil && *m.Capacity == 0 {
+			return nil, fmt.Errorf("%s: capacity = 0 would take no request; want at least 1 (leave it out for the default, %d)", where, DefaultCapacity)
+		}
 		d := m.Descriptor()
 		if err := lp.CheckModelDescriptor(d); err != nil {
-			return nil, fmt.Errorf("models[%d] (id %q): %w", i, m.ID, err)
+			return nil, fmt.Errorf("%s: %s", where, lp.WithoutCode(err))
 		}
 		if seen[m.ID] {
-			return nil, fmt.Errorf("models[%d]: model %q is listed twice", i, m.ID)
+			return nil, fmt.Errorf("%s: model %q is listed twice", where, m.ID)
 		}
 		seen[m.ID] = true
 		out = append(out, d)
@@ -281,15 +293,12 @@ func (m Model) Descriptor() *pb.ModelDescriptor {
 		Architecture:     m.Architecture,
 		ModelSize:        m.ModelSize,
 		Quantization:     m.Quantization,
-		Capacity:         m.Capacity,
+		Capacity:         DefaultCapacity,
 		Available:        m.Available == nil || *m.Available,
 		Metadata:         m.Metadata,
 	}
-	if d.BackendType == "" {
-		d.BackendType = DefaultBackend
-	}
-	if d.Capacity == 0 {
-		d.Capacity = DefaultCapacity
+	if m.Capacity != nil {
+		d.Capacity = *m.Capacity
 	}
 	if m.Pricing != (Pricing{}) {
 		d.Pricing = &pb.Pricing{

@@ -95,6 +95,7 @@ func (r *Registry) Reached(a *protocol.VerifiedAnnouncement, observed netip.Addr
 	defer r.mu.Unlock()
 
 	e := r.executors[id]
+	wasVerified, wasStale := e != nil && e.verified, e != nil && e.staleReported
 	seq := a.Announcement().GetSeq()
 	if e == nil || a.Announcement().GetKind() == pb.AnnouncementKind_ANNOUNCEMENT_KIND_REMOVAL {
 		// A newcomer's answer passes the replay rules like any
@@ -126,6 +127,7 @@ func (r *Registry) Reached(a *protocol.VerifiedAnnouncement, observed netip.Addr
 					"registry full: the limit of %d executors is reached and no entry is worse than a newcomer", r.cfg.MaxExecutors)
 			}
 			res.Evicted = victim.id
+			r.record(ChangeRemoved, victim, now, victim.verified, nil, nil)
 			r.remove(victim)
 			r.evicted++
 		}
@@ -149,6 +151,7 @@ func (r *Registry) Reached(a *protocol.VerifiedAnnouncement, observed netip.Addr
 		e.failures++
 		e.nextCheck = now.Add(checkBackoff(e.failures))
 		r.setVerified(e, false, netip.Prefix{})
+		r.recordReach(e, now, wasVerified, wasStale, res.Applied)
 		res.Crowded = true
 		return res, nil
 	}
@@ -156,6 +159,7 @@ func (r *Registry) Reached(a *protocol.VerifiedAnnouncement, observed netip.Addr
 	e.nextCheck = time.Time{}
 	res.Promoted = !e.verified
 	r.setVerified(e, true, group)
+	r.recordReach(e, now, wasVerified, wasStale, res.Applied)
 	res.Verified = true
 	return res, nil
 }
@@ -173,7 +177,10 @@ func (r *Registry) CheckFailed(id peer.ID, now time.Time) bool {
 	}
 	e.failures++
 	e.nextCheck = now.Add(checkBackoff(e.failures))
-	r.setVerified(e, false, netip.Prefix{})
+	if e.verified {
+		r.setVerified(e, false, netip.Prefix{})
+		r.record(ChangeUpdated, e, now, true, nil, nil)
+	}
 	return true
 }
 

@@ -132,6 +132,7 @@ func (r *Registry) applyLocked(id peer.ID, a *pb.Announcement, raw []byte, now t
 			res.Dropped = e.modelIDs()
 			t.hbSeq = e.hbSeq
 			verified := e.verified
+			r.record(ChangeRemoved, e, now, verified, nil, nil)
 			r.remove(e)
 			if verified {
 				r.tombs.put(id, t)
@@ -203,6 +204,11 @@ func (r *Registry) applyLocked(id peer.ID, a *pb.Announcement, raw []byte, now t
 		e.hbRaw = nil // from a larger model set; the next heartbeat brings one
 	}
 	r.touch(e, now)
+	if res.New {
+		r.record(ChangeAdded, e, now, false, res.Added, nil)
+	} else {
+		r.record(ChangeUpdated, e, now, e.verified, res.Added, res.Dropped)
+	}
 	return res, nil
 }
 
@@ -247,6 +253,8 @@ func (r *Registry) applyHeartbeat(h *pb.Heartbeat, raw []byte, now time.Time) (H
 		NeedPull:  h.GetAnnouncementSeq() > e.annSeq,
 		Recovered: r.stale(e, now),
 	}
+	var buf [16]loadOf
+	before, wasStale := e.loads(buf[:0]), e.staleReported
 	for i := range e.models {
 		m := &e.models[i]
 		m.active, m.queued, m.hbCap = 0, 0, 0
@@ -259,6 +267,12 @@ func (r *Registry) applyHeartbeat(h *pb.Heartbeat, raw []byte, now time.Time) (H
 	e.hbSeq = h.GetSeq()
 	e.hbRaw = raw
 	r.touch(e, now)
+	switch {
+	case wasStale:
+		r.record(ChangeRecovered, e, now, e.verified, nil, nil)
+	case e.loadChanged(before):
+		r.record(ChangeLoad, e, now, e.verified, nil, nil)
+	}
 	return res, nil
 }
 

@@ -33,6 +33,16 @@ type Config struct {
 	// announcement envelope and addresses plus room for the heartbeat of
 	// its models. 0 is DefaultMaxEntryBytes, 24 KiB.
 	MaxEntryBytes int
+	// History bounds the change log (changes.go): the changes kept for
+	// readers of the feed, at most History of them taking at most
+	// HistoryBytes. 0 is DefaultHistory and DefaultHistoryBytes.
+	History      int
+	HistoryBytes int
+	// FirstVersion is the version of the first change; 0 is 1. A validator
+	// sets the unix-nanosecond time of its start, so that versions keep
+	// increasing across restarts and a reader's version from before one is
+	// never taken for a current one.
+	FirstVersion uint64
 }
 
 // Defaults of Config.
@@ -71,6 +81,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("registry: max-executors-per-ip must be 0 (no limit) or positive, got %d", c.MaxPerIP)
 	case c.MaxTombstones < 0:
 		return fmt.Errorf("registry: max-tombstones must be 0 (max-executors) or positive, got %d", c.MaxTombstones)
+	case c.History < 0 || c.HistoryBytes < 0:
+		return fmt.Errorf("registry: history %d and history bytes %d must be 0 (the default) or positive", c.History, c.HistoryBytes)
 	case c.MaxEntryBytes != 0 && c.MaxEntryBytes < minEntryBytes:
 		return fmt.Errorf("registry: max-entry-bytes must be 0 (the default) or at least %d, got %d", minEntryBytes, c.MaxEntryBytes)
 	}
@@ -84,6 +96,15 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxEntryBytes == 0 {
 		c.MaxEntryBytes = DefaultMaxEntryBytes
+	}
+	if c.History == 0 {
+		c.History = DefaultHistory
+	}
+	if c.HistoryBytes == 0 {
+		c.HistoryBytes = DefaultHistoryBytes
+	}
+	if c.FirstVersion == 0 {
+		c.FirstVersion = 1
 	}
 	return c
 }

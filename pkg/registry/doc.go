@@ -33,6 +33,10 @@
 // MaxTombstones tombstones, left only by verified executors, each kept for
 // the freshness window (tombstone.go).
 //
+// The change log (changes.go) numbers every change to an executor as it is
+// made, in a bounded history that readers of the validator's change feed
+// share; Snapshot and its version continue exactly into it.
+//
 // Status is derived at read time from the last time an executor was seen, so
 // a query never reports a stale executor as healthy even if Sweep has not run
 // yet; Sweep only reports transitions and removes executors past RemoveAfter.

@@ -54,10 +54,12 @@ func (r *Registry) Sweep(now time.Time) []Event {
 		switch {
 		case age > r.cfg.RemoveAfter:
 			events = append(events, Event{Peer: e.id, Kind: EventRemoved, Models: e.modelIDs(), LastSeen: e.lastSeen})
+			r.record(ChangeRemoved, e, now, e.verified, nil, nil)
 			r.remove(e)
 		case age > r.cfg.StaleAfter && !e.staleReported:
 			e.staleReported = true
 			events = append(events, Event{Peer: e.id, Kind: EventStale, Models: e.modelIDs(), LastSeen: e.lastSeen})
+			r.record(ChangeStale, e, now, e.verified, nil, nil)
 		}
 	}
 	r.tombs.expire(now)

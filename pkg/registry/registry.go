@@ -30,6 +30,7 @@ type Registry struct {
 	modelsGen  uint64                 // guarded by mu; changes when a model id comes or goes
 	epoch      time.Time              // guarded by mu; slots count time from it (index.go)
 	ids        idCache                // the model ids sorted, for lists (index.go)
+	log        *changeLog             // appended under mu (write); has its own lock (changes.go)
 }
 
 // executor is what the registry keeps of one executor. The envelopes are
@@ -75,6 +76,7 @@ func New(cfg Config) (*Registry, error) {
 		tombs:     newTombstones(cfg.MaxTombstones),
 		groups:    make(map[netip.Prefix]int),
 		profiles:  make(map[string]*profile),
+		log:       newChangeLog(cfg.History, cfg.HistoryBytes, cfg.FirstVersion),
 	}, nil
 }
 

@@ -233,6 +233,90 @@ func (ExecutorStatus) EnumDescriptor() ([]byte, []int) {
 	return file_lloom_proto_rawDescGZIP(), []int{2}
 }
 
+type WatchEventKind int32
+
+const (
+	WatchEventKind_WATCH_EVENT_KIND_UNSPECIFIED WatchEventKind = 0
+	// One executor of a snapshot; version is the snapshot's.
+	WatchEventKind_WATCH_EVENT_KIND_SNAPSHOT WatchEventKind = 1
+	// The view is complete at version: after a snapshot (snapshot = true,
+	// the SNAPSHOT frames before it replace the client's view), or at once
+	// when the request's after_version was resumed (snapshot = false).
+	WatchEventKind_WATCH_EVENT_KIND_SYNCED WatchEventKind = 2
+	// An executor entered the view: registered, verified, or now serving
+	// the watched model.
+	WatchEventKind_WATCH_EVENT_KIND_ADDED WatchEventKind = 3
+	// A new announcement (models, prices, addresses) or a change of
+	// verification.
+	WatchEventKind_WATCH_EVENT_KIND_UPDATED WatchEventKind = 4
+	// A heartbeat changed the load (active, queued or capacity of a model).
+	WatchEventKind_WATCH_EVENT_KIND_LOAD WatchEventKind = 5
+	// No valid message within the stale timeout.
+	WatchEventKind_WATCH_EVENT_KIND_STALE WatchEventKind = 6
+	// A stale executor is live again.
+	WatchEventKind_WATCH_EVENT_KIND_RECOVERED WatchEventKind = 7
+	// An executor left the view: REMOVAL, removal timeout, eviction, or it
+	// no longer serves the watched model; executor is its last state.
+	WatchEventKind_WATCH_EVENT_KIND_REMOVED WatchEventKind = 8
+	// The stream ends: error_code and error_message say why.
+	WatchEventKind_WATCH_EVENT_KIND_ERROR WatchEventKind = 9
+)
+
+// Enum value maps for WatchEventKind.
+var (
+	WatchEventKind_name = map[int32]string{
+		0: "WATCH_EVENT_KIND_UNSPECIFIED",
+		1: "WATCH_EVENT_KIND_SNAPSHOT",
+		2: "WATCH_EVENT_KIND_SYNCED",
+		3: "WATCH_EVENT_KIND_ADDED",
+		4: "WATCH_EVENT_KIND_UPDATED",
+		5: "WATCH_EVENT_KIND_LOAD",
+		6: "WATCH_EVENT_KIND_STALE",
+		7: "WATCH_EVENT_KIND_RECOVERED",
+		8: "WATCH_EVENT_KIND_REMOVED",
+		9: "WATCH_EVENT_KIND_ERROR",
+	}
+	WatchEventKind_value = map[string]int32{
+		"WATCH_EVENT_KIND_UNSPECIFIED": 0,
+		"WATCH_EVENT_KIND_SNAPSHOT":    1,
+		"WATCH_EVENT_KIND_SYNCED":      2,
+		"WATCH_EVENT_KIND_ADDED":       3,
+		"WATCH_EVENT_KIND_UPDATED":     4,
+		"WATCH_EVENT_KIND_LOAD":        5,
+		"WATCH_EVENT_KIND_STALE":       6,
+		"WATCH_EVENT_KIND_RECOVERED":   7,
+		"WATCH_EVENT_KIND_REMOVED":     8,
+		"WATCH_EVENT_KIND_ERROR":       9,
+	}
+)
+
+func (x WatchEventKind) Enum() *WatchEventKind {
+	p := new(WatchEventKind)
+	*p = x
+	return p
+}
+
+func (x WatchEventKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (WatchEventKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_lloom_proto_enumTypes[3].Descriptor()
+}
+
+func (WatchEventKind) Type() protoreflect.EnumType {
+	return &file_lloom_proto_enumTypes[3]
+}
+
+func (x WatchEventKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use WatchEventKind.Descriptor instead.
+func (WatchEventKind) EnumDescriptor() ([]byte, []int) {
+	return file_lloom_proto_rawDescGZIP(), []int{3}
+}
+
 // GossipMessage is the data of every message on the topic
 // lloom/<network>/announcements/1. It carries one libp2p signed envelope
 // (the envelope's serialized bytes); the envelope holds the only signature.
@@ -1970,6 +2054,426 @@ func (x *Statistics) GetExecutorsEvicted() uint64 {
 	return 0
 }
 
+type WatchRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The version of the last event received; 0 asks for a snapshot. A
+	// version the validator no longer holds the changes after (too old, or
+	// from before a restart) gets a snapshot too.
+	AfterVersion uint64 `protobuf:"varint,1,opt,name=after_version,json=afterVersion,proto3" json:"after_version,omitempty"`
+	// Only executors serving this model; empty: every executor.
+	ModelId string `protobuf:"bytes,2,opt,name=model_id,json=modelId,proto3" json:"model_id,omitempty"`
+	// Also executors not yet verified (DESIGN §10), marked verified = false.
+	IncludeUnverified bool `protobuf:"varint,3,opt,name=include_unverified,json=includeUnverified,proto3" json:"include_unverified,omitempty"`
+	// The client's network; another than the validator's gets ERROR with
+	// ERROR_CODE_WRONG_NETWORK. Empty skips the check.
+	Network       string `protobuf:"bytes,4,opt,name=network,proto3" json:"network,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchRequest) Reset() {
+	*x = WatchRequest{}
+	mi := &file_lloom_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchRequest) ProtoMessage() {}
+
+func (x *WatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_lloom_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
+func (*WatchRequest) Descriptor() ([]byte, []int) {
+	return file_lloom_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *WatchRequest) GetAfterVersion() uint64 {
+	if x != nil {
+		return x.AfterVersion
+	}
+	return 0
+}
+
+func (x *WatchRequest) GetModelId() string {
+	if x != nil {
+		return x.ModelId
+	}
+	return ""
+}
+
+func (x *WatchRequest) GetIncludeUnverified() bool {
+	if x != nil {
+		return x.IncludeUnverified
+	}
+	return false
+}
+
+func (x *WatchRequest) GetNetwork() string {
+	if x != nil {
+		return x.Network
+	}
+	return ""
+}
+
+type WatchEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Changes are numbered one by one; a client resumes after the version
+	// of the last event it received.
+	Version uint64         `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	Kind    WatchEventKind `protobuf:"varint,2,opt,name=kind,proto3,enum=lloom.v1.WatchEventKind" json:"kind,omitempty"`
+	// Unix milliseconds when the validator made the change (for SNAPSHOT
+	// and SYNCED: when it took the snapshot).
+	AtMs int64 `protobuf:"varint,3,opt,name=at_ms,json=atMs,proto3" json:"at_ms,omitempty"`
+	// The executor after the change (REMOVED: its last state).
+	Executor *WatchedExecutor `protobuf:"bytes,4,opt,name=executor,proto3" json:"executor,omitempty"`
+	// Models the announcement added or dropped (UPDATED).
+	AddedModels   []string `protobuf:"bytes,5,rep,name=added_models,json=addedModels,proto3" json:"added_models,omitempty"`
+	DroppedModels []string `protobuf:"bytes,6,rep,name=dropped_models,json=droppedModels,proto3" json:"dropped_models,omitempty"`
+	// SYNCED: the frames before it were a snapshot.
+	Snapshot      bool      `protobuf:"varint,7,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
+	ErrorCode     ErrorCode `protobuf:"varint,8,opt,name=error_code,json=errorCode,proto3,enum=lloom.v1.ErrorCode" json:"error_code,omitempty"`
+	ErrorMessage  string    `protobuf:"bytes,9,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchEvent) Reset() {
+	*x = WatchEvent{}
+	mi := &file_lloom_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchEvent) ProtoMessage() {}
+
+func (x *WatchEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_lloom_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchEvent.ProtoReflect.Descriptor instead.
+func (*WatchEvent) Descriptor() ([]byte, []int) {
+	return file_lloom_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *WatchEvent) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *WatchEvent) GetKind() WatchEventKind {
+	if x != nil {
+		return x.Kind
+	}
+	return WatchEventKind_WATCH_EVENT_KIND_UNSPECIFIED
+}
+
+func (x *WatchEvent) GetAtMs() int64 {
+	if x != nil {
+		return x.AtMs
+	}
+	return 0
+}
+
+func (x *WatchEvent) GetExecutor() *WatchedExecutor {
+	if x != nil {
+		return x.Executor
+	}
+	return nil
+}
+
+func (x *WatchEvent) GetAddedModels() []string {
+	if x != nil {
+		return x.AddedModels
+	}
+	return nil
+}
+
+func (x *WatchEvent) GetDroppedModels() []string {
+	if x != nil {
+		return x.DroppedModels
+	}
+	return nil
+}
+
+func (x *WatchEvent) GetSnapshot() bool {
+	if x != nil {
+		return x.Snapshot
+	}
+	return false
+}
+
+func (x *WatchEvent) GetErrorCode() ErrorCode {
+	if x != nil {
+		return x.ErrorCode
+	}
+	return ErrorCode_ERROR_CODE_UNSPECIFIED
+}
+
+func (x *WatchEvent) GetErrorMessage() string {
+	if x != nil {
+		return x.ErrorMessage
+	}
+	return ""
+}
+
+// WatchedExecutor is the validator's view of one executor.
+type WatchedExecutor struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Binary peer id.
+	PeerId []byte `protobuf:"bytes,1,opt,name=peer_id,json=peerId,proto3" json:"peer_id,omitempty"`
+	// Executor-level: stale, else overloaded when any model is.
+	Status          ExecutorStatus `protobuf:"varint,2,opt,name=status,proto3,enum=lloom.v1.ExecutorStatus" json:"status,omitempty"`
+	Verified        bool           `protobuf:"varint,3,opt,name=verified,proto3" json:"verified,omitempty"`
+	LastSeenMs      int64          `protobuf:"varint,4,opt,name=last_seen_ms,json=lastSeenMs,proto3" json:"last_seen_ms,omitempty"`
+	RegisteredAtMs  int64          `protobuf:"varint,5,opt,name=registered_at_ms,json=registeredAtMs,proto3" json:"registered_at_ms,omitempty"`
+	AnnouncementSeq uint64         `protobuf:"varint,6,opt,name=announcement_seq,json=announcementSeq,proto3" json:"announcement_seq,omitempty"`
+	// Binary multiaddrs, as announced.
+	Addrs         [][]byte        `protobuf:"bytes,7,rep,name=addrs,proto3" json:"addrs,omitempty"`
+	Models        []*WatchedModel `protobuf:"bytes,8,rep,name=models,proto3" json:"models,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchedExecutor) Reset() {
+	*x = WatchedExecutor{}
+	mi := &file_lloom_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchedExecutor) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchedExecutor) ProtoMessage() {}
+
+func (x *WatchedExecutor) ProtoReflect() protoreflect.Message {
+	mi := &file_lloom_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchedExecutor.ProtoReflect.Descriptor instead.
+func (*WatchedExecutor) Descriptor() ([]byte, []int) {
+	return file_lloom_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *WatchedExecutor) GetPeerId() []byte {
+	if x != nil {
+		return x.PeerId
+	}
+	return nil
+}
+
+func (x *WatchedExecutor) GetStatus() ExecutorStatus {
+	if x != nil {
+		return x.Status
+	}
+	return ExecutorStatus_EXECUTOR_STATUS_UNSPECIFIED
+}
+
+func (x *WatchedExecutor) GetVerified() bool {
+	if x != nil {
+		return x.Verified
+	}
+	return false
+}
+
+func (x *WatchedExecutor) GetLastSeenMs() int64 {
+	if x != nil {
+		return x.LastSeenMs
+	}
+	return 0
+}
+
+func (x *WatchedExecutor) GetRegisteredAtMs() int64 {
+	if x != nil {
+		return x.RegisteredAtMs
+	}
+	return 0
+}
+
+func (x *WatchedExecutor) GetAnnouncementSeq() uint64 {
+	if x != nil {
+		return x.AnnouncementSeq
+	}
+	return 0
+}
+
+func (x *WatchedExecutor) GetAddrs() [][]byte {
+	if x != nil {
+		return x.Addrs
+	}
+	return nil
+}
+
+func (x *WatchedExecutor) GetModels() []*WatchedModel {
+	if x != nil {
+		return x.Models
+	}
+	return nil
+}
+
+type WatchedModel struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	ModelId string                 `protobuf:"bytes,1,opt,name=model_id,json=modelId,proto3" json:"model_id,omitempty"`
+	Status  ExecutorStatus         `protobuf:"varint,2,opt,name=status,proto3,enum=lloom.v1.ExecutorStatus" json:"status,omitempty"`
+	Active  uint32                 `protobuf:"varint,3,opt,name=active,proto3" json:"active,omitempty"`
+	Queued  uint32                 `protobuf:"varint,4,opt,name=queued,proto3" json:"queued,omitempty"`
+	// Effective capacity (the heartbeat's, else the announced one, else 1).
+	Capacity         uint32   `protobuf:"varint,5,opt,name=capacity,proto3" json:"capacity,omitempty"`
+	Available        bool     `protobuf:"varint,6,opt,name=available,proto3" json:"available,omitempty"`
+	BackendType      string   `protobuf:"bytes,7,opt,name=backend_type,json=backendType,proto3" json:"backend_type,omitempty"`
+	MaxContextLength uint32   `protobuf:"varint,8,opt,name=max_context_length,json=maxContextLength,proto3" json:"max_context_length,omitempty"`
+	Features         []string `protobuf:"bytes,9,rep,name=features,proto3" json:"features,omitempty"`
+	// Canonical decimal wei, "0" for zero.
+	InputTokenPriceWei  string `protobuf:"bytes,10,opt,name=input_token_price_wei,json=inputTokenPriceWei,proto3" json:"input_token_price_wei,omitempty"`
+	OutputTokenPriceWei string `protobuf:"bytes,11,opt,name=output_token_price_wei,json=outputTokenPriceWei,proto3" json:"output_token_price_wei,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
+}
+
+func (x *WatchedModel) Reset() {
+	*x = WatchedModel{}
+	mi := &file_lloom_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchedModel) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchedModel) ProtoMessage() {}
+
+func (x *WatchedModel) ProtoReflect() protoreflect.Message {
+	mi := &file_lloom_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchedModel.ProtoReflect.Descriptor instead.
+func (*WatchedModel) Descriptor() ([]byte, []int) {
+	return file_lloom_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *WatchedModel) GetModelId() string {
+	if x != nil {
+		return x.ModelId
+	}
+	return ""
+}
+
+func (x *WatchedModel) GetStatus() ExecutorStatus {
+	if x != nil {
+		return x.Status
+	}
+	return ExecutorStatus_EXECUTOR_STATUS_UNSPECIFIED
+}
+
+func (x *WatchedModel) GetActive() uint32 {
+	if x != nil {
+		return x.Active
+	}
+	return 0
+}
+
+func (x *WatchedModel) GetQueued() uint32 {
+	if x != nil {
+		return x.Queued
+	}
+	return 0
+}
+
+func (x *WatchedModel) GetCapacity() uint32 {
+	if x != nil {
+		return x.Capacity
+	}
+	return 0
+}
+
+func (x *WatchedModel) GetAvailable() bool {
+	if x != nil {
+		return x.Available
+	}
+	return false
+}
+
+func (x *WatchedModel) GetBackendType() string {
+	if x != nil {
+		return x.BackendType
+	}
+	return ""
+}
+
+func (x *WatchedModel) GetMaxContextLength() uint32 {
+	if x != nil {
+		return x.MaxContextLength
+	}
+	return 0
+}
+
+func (x *WatchedModel) GetFeatures() []string {
+	if x != nil {
+		return x.Features
+	}
+	return nil
+}
+
+func (x *WatchedModel) GetInputTokenPriceWei() string {
+	if x != nil {
+		return x.InputTokenPriceWei
+	}
+	return ""
+}
+
+func (x *WatchedModel) GetOutputTokenPriceWei() string {
+	if x != nil {
+		return x.OutputTokenPriceWei
+	}
+	return ""
+}
+
 type ChatMessage struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// system, user or assistant.
@@ -1981,7 +2485,7 @@ type ChatMessage struct {
 
 func (x *ChatMessage) Reset() {
 	*x = ChatMessage{}
-	mi := &file_lloom_proto_msgTypes[20]
+	mi := &file_lloom_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1993,7 +2497,7 @@ func (x *ChatMessage) String() string {
 func (*ChatMessage) ProtoMessage() {}
 
 func (x *ChatMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_lloom_proto_msgTypes[20]
+	mi := &file_lloom_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2006,7 +2510,7 @@ func (x *ChatMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChatMessage.ProtoReflect.Descriptor instead.
 func (*ChatMessage) Descriptor() ([]byte, []int) {
-	return file_lloom_proto_rawDescGZIP(), []int{20}
+	return file_lloom_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ChatMessage) GetRole() string {
@@ -2056,7 +2560,7 @@ type InferenceRequest struct {
 
 func (x *InferenceRequest) Reset() {
 	*x = InferenceRequest{}
-	mi := &file_lloom_proto_msgTypes[21]
+	mi := &file_lloom_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2068,7 +2572,7 @@ func (x *InferenceRequest) String() string {
 func (*InferenceRequest) ProtoMessage() {}
 
 func (x *InferenceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lloom_proto_msgTypes[21]
+	mi := &file_lloom_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2081,7 +2585,7 @@ func (x *InferenceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InferenceRequest.ProtoReflect.Descriptor instead.
 func (*InferenceRequest) Descriptor() ([]byte, []int) {
-	return file_lloom_proto_rawDescGZIP(), []int{21}
+	return file_lloom_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *InferenceRequest) GetRequestId() []byte {
@@ -2196,7 +2700,7 @@ type InferenceResponse struct {
 
 func (x *InferenceResponse) Reset() {
 	*x = InferenceResponse{}
-	mi := &file_lloom_proto_msgTypes[22]
+	mi := &file_lloom_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2208,7 +2712,7 @@ func (x *InferenceResponse) String() string {
 func (*InferenceResponse) ProtoMessage() {}
 
 func (x *InferenceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lloom_proto_msgTypes[22]
+	mi := &file_lloom_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2221,7 +2725,7 @@ func (x *InferenceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InferenceResponse.ProtoReflect.Descriptor instead.
 func (*InferenceResponse) Descriptor() ([]byte, []int) {
-	return file_lloom_proto_rawDescGZIP(), []int{22}
+	return file_lloom_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *InferenceResponse) GetFrame() isInferenceResponse_Frame {
@@ -2291,7 +2795,7 @@ type InferenceChunk struct {
 
 func (x *InferenceChunk) Reset() {
 	*x = InferenceChunk{}
-	mi := &file_lloom_proto_msgTypes[23]
+	mi := &file_lloom_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2303,7 +2807,7 @@ func (x *InferenceChunk) String() string {
 func (*InferenceChunk) ProtoMessage() {}
 
 func (x *InferenceChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_lloom_proto_msgTypes[23]
+	mi := &file_lloom_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2316,7 +2820,7 @@ func (x *InferenceChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InferenceChunk.ProtoReflect.Descriptor instead.
 func (*InferenceChunk) Descriptor() ([]byte, []int) {
-	return file_lloom_proto_rawDescGZIP(), []int{23}
+	return file_lloom_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *InferenceChunk) GetText() string {
@@ -2336,7 +2840,7 @@ type Usage struct {
 
 func (x *Usage) Reset() {
 	*x = Usage{}
-	mi := &file_lloom_proto_msgTypes[24]
+	mi := &file_lloom_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2348,7 +2852,7 @@ func (x *Usage) String() string {
 func (*Usage) ProtoMessage() {}
 
 func (x *Usage) ProtoReflect() protoreflect.Message {
-	mi := &file_lloom_proto_msgTypes[24]
+	mi := &file_lloom_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2361,7 +2865,7 @@ func (x *Usage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Usage.ProtoReflect.Descriptor instead.
 func (*Usage) Descriptor() ([]byte, []int) {
-	return file_lloom_proto_rawDescGZIP(), []int{24}
+	return file_lloom_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Usage) GetPromptTokens() uint32 {
@@ -2393,7 +2897,7 @@ type InferenceDone struct {
 
 func (x *InferenceDone) Reset() {
 	*x = InferenceDone{}
-	mi := &file_lloom_proto_msgTypes[25]
+	mi := &file_lloom_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2405,7 +2909,7 @@ func (x *InferenceDone) String() string {
 func (*InferenceDone) ProtoMessage() {}
 
 func (x *InferenceDone) ProtoReflect() protoreflect.Message {
-	mi := &file_lloom_proto_msgTypes[25]
+	mi := &file_lloom_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2418,7 +2922,7 @@ func (x *InferenceDone) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InferenceDone.ProtoReflect.Descriptor instead.
 func (*InferenceDone) Descriptor() ([]byte, []int) {
-	return file_lloom_proto_rawDescGZIP(), []int{25}
+	return file_lloom_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *InferenceDone) GetFinishReason() string {
@@ -2455,7 +2959,7 @@ type InferenceError struct {
 
 func (x *InferenceError) Reset() {
 	*x = InferenceError{}
-	mi := &file_lloom_proto_msgTypes[26]
+	mi := &file_lloom_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2467,7 +2971,7 @@ func (x *InferenceError) String() string {
 func (*InferenceError) ProtoMessage() {}
 
 func (x *InferenceError) ProtoReflect() protoreflect.Message {
-	mi := &file_lloom_proto_msgTypes[26]
+	mi := &file_lloom_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2480,7 +2984,7 @@ func (x *InferenceError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InferenceError.ProtoReflect.Descriptor instead.
 func (*InferenceError) Descriptor() ([]byte, []int) {
-	return file_lloom_proto_rawDescGZIP(), []int{26}
+	return file_lloom_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *InferenceError) GetCode() ErrorCode {
@@ -2536,7 +3040,7 @@ type Receipt struct {
 
 func (x *Receipt) Reset() {
 	*x = Receipt{}
-	mi := &file_lloom_proto_msgTypes[27]
+	mi := &file_lloom_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2548,7 +3052,7 @@ func (x *Receipt) String() string {
 func (*Receipt) ProtoMessage() {}
 
 func (x *Receipt) ProtoReflect() protoreflect.Message {
-	mi := &file_lloom_proto_msgTypes[27]
+	mi := &file_lloom_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2561,7 +3065,7 @@ func (x *Receipt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Receipt.ProtoReflect.Descriptor instead.
 func (*Receipt) Descriptor() ([]byte, []int) {
-	return file_lloom_proto_rawDescGZIP(), []int{27}
+	return file_lloom_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *Receipt) GetRequestId() []byte {
@@ -2819,7 +3323,47 @@ const file_lloom_proto_rawDesc = "" +
 	"\n" +
 	"unverified\x18\x10 \x01(\x04R\n" +
 	"unverified\x12+\n" +
-	"\x11executors_evicted\x18\x11 \x01(\x04R\x10executorsEvicted\";\n" +
+	"\x11executors_evicted\x18\x11 \x01(\x04R\x10executorsEvicted\"\x97\x01\n" +
+	"\fWatchRequest\x12#\n" +
+	"\rafter_version\x18\x01 \x01(\x04R\fafterVersion\x12\x19\n" +
+	"\bmodel_id\x18\x02 \x01(\tR\amodelId\x12-\n" +
+	"\x12include_unverified\x18\x03 \x01(\bR\x11includeUnverified\x12\x18\n" +
+	"\anetwork\x18\x04 \x01(\tR\anetwork\"\xdf\x02\n" +
+	"\n" +
+	"WatchEvent\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x04R\aversion\x12,\n" +
+	"\x04kind\x18\x02 \x01(\x0e2\x18.lloom.v1.WatchEventKindR\x04kind\x12\x13\n" +
+	"\x05at_ms\x18\x03 \x01(\x03R\x04atMs\x125\n" +
+	"\bexecutor\x18\x04 \x01(\v2\x19.lloom.v1.WatchedExecutorR\bexecutor\x12!\n" +
+	"\fadded_models\x18\x05 \x03(\tR\vaddedModels\x12%\n" +
+	"\x0edropped_models\x18\x06 \x03(\tR\rdroppedModels\x12\x1a\n" +
+	"\bsnapshot\x18\a \x01(\bR\bsnapshot\x122\n" +
+	"\n" +
+	"error_code\x18\b \x01(\x0e2\x13.lloom.v1.ErrorCodeR\terrorCode\x12#\n" +
+	"\rerror_message\x18\t \x01(\tR\ferrorMessage\"\xb5\x02\n" +
+	"\x0fWatchedExecutor\x12\x17\n" +
+	"\apeer_id\x18\x01 \x01(\fR\x06peerId\x120\n" +
+	"\x06status\x18\x02 \x01(\x0e2\x18.lloom.v1.ExecutorStatusR\x06status\x12\x1a\n" +
+	"\bverified\x18\x03 \x01(\bR\bverified\x12 \n" +
+	"\flast_seen_ms\x18\x04 \x01(\x03R\n" +
+	"lastSeenMs\x12(\n" +
+	"\x10registered_at_ms\x18\x05 \x01(\x03R\x0eregisteredAtMs\x12)\n" +
+	"\x10announcement_seq\x18\x06 \x01(\x04R\x0fannouncementSeq\x12\x14\n" +
+	"\x05addrs\x18\a \x03(\fR\x05addrs\x12.\n" +
+	"\x06models\x18\b \x03(\v2\x16.lloom.v1.WatchedModelR\x06models\"\x9a\x03\n" +
+	"\fWatchedModel\x12\x19\n" +
+	"\bmodel_id\x18\x01 \x01(\tR\amodelId\x120\n" +
+	"\x06status\x18\x02 \x01(\x0e2\x18.lloom.v1.ExecutorStatusR\x06status\x12\x16\n" +
+	"\x06active\x18\x03 \x01(\rR\x06active\x12\x16\n" +
+	"\x06queued\x18\x04 \x01(\rR\x06queued\x12\x1a\n" +
+	"\bcapacity\x18\x05 \x01(\rR\bcapacity\x12\x1c\n" +
+	"\tavailable\x18\x06 \x01(\bR\tavailable\x12!\n" +
+	"\fbackend_type\x18\a \x01(\tR\vbackendType\x12,\n" +
+	"\x12max_context_length\x18\b \x01(\rR\x10maxContextLength\x12\x1a\n" +
+	"\bfeatures\x18\t \x03(\tR\bfeatures\x121\n" +
+	"\x15input_token_price_wei\x18\n" +
+	" \x01(\tR\x12inputTokenPriceWei\x123\n" +
+	"\x16output_token_price_wei\x18\v \x01(\tR\x13outputTokenPriceWei\";\n" +
 	"\vChatMessage\x12\x12\n" +
 	"\x04role\x18\x01 \x01(\tR\x04role\x12\x18\n" +
 	"\acontent\x18\x02 \x01(\tR\acontent\"\x97\x04\n" +
@@ -2912,7 +3456,18 @@ const file_lloom_proto_rawDesc = "" +
 	"\x1bEXECUTOR_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17EXECUTOR_STATUS_HEALTHY\x10\x01\x12\x1e\n" +
 	"\x1aEXECUTOR_STATUS_OVERLOADED\x10\x02\x12\x19\n" +
-	"\x15EXECUTOR_STATUS_STALE\x10\x03B'Z%github.com/lloom/lloom/protocol/pb;pbb\x06proto3"
+	"\x15EXECUTOR_STATUS_STALE\x10\x03*\xb9\x02\n" +
+	"\x0eWatchEventKind\x12 \n" +
+	"\x1cWATCH_EVENT_KIND_UNSPECIFIED\x10\x00\x12\x1d\n" +
+	"\x19WATCH_EVENT_KIND_SNAPSHOT\x10\x01\x12\x1b\n" +
+	"\x17WATCH_EVENT_KIND_SYNCED\x10\x02\x12\x1a\n" +
+	"\x16WATCH_EVENT_KIND_ADDED\x10\x03\x12\x1c\n" +
+	"\x18WATCH_EVENT_KIND_UPDATED\x10\x04\x12\x19\n" +
+	"\x15WATCH_EVENT_KIND_LOAD\x10\x05\x12\x1a\n" +
+	"\x16WATCH_EVENT_KIND_STALE\x10\x06\x12\x1e\n" +
+	"\x1aWATCH_EVENT_KIND_RECOVERED\x10\a\x12\x1c\n" +
+	"\x18WATCH_EVENT_KIND_REMOVED\x10\b\x12\x1a\n" +
+	"\x16WATCH_EVENT_KIND_ERROR\x10\tB'Z%github.com/lloom/lloom/protocol/pb;pbb\x06proto3"
 
 var (
 	file_lloom_proto_rawDescOnce sync.Once
@@ -2926,76 +3481,87 @@ func file_lloom_proto_rawDescGZIP() []byte {
 	return file_lloom_proto_rawDescData
 }
 
-var file_lloom_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_lloom_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_lloom_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_lloom_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
 var file_lloom_proto_goTypes = []any{
 	(AnnouncementKind)(0),     // 0: lloom.v1.AnnouncementKind
 	(ErrorCode)(0),            // 1: lloom.v1.ErrorCode
 	(ExecutorStatus)(0),       // 2: lloom.v1.ExecutorStatus
-	(*GossipMessage)(nil),     // 3: lloom.v1.GossipMessage
-	(*Announcement)(nil),      // 4: lloom.v1.Announcement
-	(*Heartbeat)(nil),         // 5: lloom.v1.Heartbeat
-	(*Load)(nil),              // 6: lloom.v1.Load
-	(*ModelLoad)(nil),         // 7: lloom.v1.ModelLoad
-	(*ModelDescriptor)(nil),   // 8: lloom.v1.ModelDescriptor
-	(*Performance)(nil),       // 9: lloom.v1.Performance
-	(*Pricing)(nil),           // 10: lloom.v1.Pricing
-	(*QueryRequest)(nil),      // 11: lloom.v1.QueryRequest
-	(*ListModelsQuery)(nil),   // 12: lloom.v1.ListModelsQuery
-	(*FindModelQuery)(nil),    // 13: lloom.v1.FindModelQuery
-	(*ExecutorInfoQuery)(nil), // 14: lloom.v1.ExecutorInfoQuery
-	(*StatisticsQuery)(nil),   // 15: lloom.v1.StatisticsQuery
-	(*QueryFilters)(nil),      // 16: lloom.v1.QueryFilters
-	(*QueryResponse)(nil),     // 17: lloom.v1.QueryResponse
-	(*ExecutorEntry)(nil),     // 18: lloom.v1.ExecutorEntry
-	(*ExecutorList)(nil),      // 19: lloom.v1.ExecutorList
-	(*ModelSummary)(nil),      // 20: lloom.v1.ModelSummary
-	(*ModelList)(nil),         // 21: lloom.v1.ModelList
-	(*Statistics)(nil),        // 22: lloom.v1.Statistics
-	(*ChatMessage)(nil),       // 23: lloom.v1.ChatMessage
-	(*InferenceRequest)(nil),  // 24: lloom.v1.InferenceRequest
-	(*InferenceResponse)(nil), // 25: lloom.v1.InferenceResponse
-	(*InferenceChunk)(nil),    // 26: lloom.v1.InferenceChunk
-	(*Usage)(nil),             // 27: lloom.v1.Usage
-	(*InferenceDone)(nil),     // 28: lloom.v1.InferenceDone
-	(*InferenceError)(nil),    // 29: lloom.v1.InferenceError
-	(*Receipt)(nil),           // 30: lloom.v1.Receipt
-	nil,                       // 31: lloom.v1.ModelDescriptor.MetadataEntry
+	(WatchEventKind)(0),       // 3: lloom.v1.WatchEventKind
+	(*GossipMessage)(nil),     // 4: lloom.v1.GossipMessage
+	(*Announcement)(nil),      // 5: lloom.v1.Announcement
+	(*Heartbeat)(nil),         // 6: lloom.v1.Heartbeat
+	(*Load)(nil),              // 7: lloom.v1.Load
+	(*ModelLoad)(nil),         // 8: lloom.v1.ModelLoad
+	(*ModelDescriptor)(nil),   // 9: lloom.v1.ModelDescriptor
+	(*Performance)(nil),       // 10: lloom.v1.Performance
+	(*Pricing)(nil),           // 11: lloom.v1.Pricing
+	(*QueryRequest)(nil),      // 12: lloom.v1.QueryRequest
+	(*ListModelsQuery)(nil),   // 13: lloom.v1.ListModelsQuery
+	(*FindModelQuery)(nil),    // 14: lloom.v1.FindModelQuery
+	(*ExecutorInfoQuery)(nil), // 15: lloom.v1.ExecutorInfoQuery
+	(*StatisticsQuery)(nil),   // 16: lloom.v1.StatisticsQuery
+	(*QueryFilters)(nil),      // 17: lloom.v1.QueryFilters
+	(*QueryResponse)(nil),     // 18: lloom.v1.QueryResponse
+	(*ExecutorEntry)(nil),     // 19: lloom.v1.ExecutorEntry
+	(*ExecutorList)(nil),      // 20: lloom.v1.ExecutorList
+	(*ModelSummary)(nil),      // 21: lloom.v1.ModelSummary
+	(*ModelList)(nil),         // 22: lloom.v1.ModelList
+	(*Statistics)(nil),        // 23: lloom.v1.Statistics
+	(*WatchRequest)(nil),      // 24: lloom.v1.WatchRequest
+	(*WatchEvent)(nil),        // 25: lloom.v1.WatchEvent
+	(*WatchedExecutor)(nil),   // 26: lloom.v1.WatchedExecutor
+	(*WatchedModel)(nil),      // 27: lloom.v1.WatchedModel
+	(*ChatMessage)(nil),       // 28: lloom.v1.ChatMessage
+	(*InferenceRequest)(nil),  // 29: lloom.v1.InferenceRequest
+	(*InferenceResponse)(nil), // 30: lloom.v1.InferenceResponse
+	(*InferenceChunk)(nil),    // 31: lloom.v1.InferenceChunk
+	(*Usage)(nil),             // 32: lloom.v1.Usage
+	(*InferenceDone)(nil),     // 33: lloom.v1.InferenceDone
+	(*InferenceError)(nil),    // 34: lloom.v1.InferenceError
+	(*Receipt)(nil),           // 35: lloom.v1.Receipt
+	nil,                       // 36: lloom.v1.ModelDescriptor.MetadataEntry
 }
 var file_lloom_proto_depIdxs = []int32{
 	0,  // 0: lloom.v1.Announcement.kind:type_name -> lloom.v1.AnnouncementKind
-	8,  // 1: lloom.v1.Announcement.models:type_name -> lloom.v1.ModelDescriptor
-	6,  // 2: lloom.v1.Heartbeat.load:type_name -> lloom.v1.Load
-	7,  // 3: lloom.v1.Load.models:type_name -> lloom.v1.ModelLoad
-	9,  // 4: lloom.v1.ModelDescriptor.performance:type_name -> lloom.v1.Performance
-	10, // 5: lloom.v1.ModelDescriptor.pricing:type_name -> lloom.v1.Pricing
-	31, // 6: lloom.v1.ModelDescriptor.metadata:type_name -> lloom.v1.ModelDescriptor.MetadataEntry
-	12, // 7: lloom.v1.QueryRequest.list_models:type_name -> lloom.v1.ListModelsQuery
-	13, // 8: lloom.v1.QueryRequest.find_model:type_name -> lloom.v1.FindModelQuery
-	14, // 9: lloom.v1.QueryRequest.executor_info:type_name -> lloom.v1.ExecutorInfoQuery
-	15, // 10: lloom.v1.QueryRequest.statistics:type_name -> lloom.v1.StatisticsQuery
-	16, // 11: lloom.v1.QueryRequest.filters:type_name -> lloom.v1.QueryFilters
+	9,  // 1: lloom.v1.Announcement.models:type_name -> lloom.v1.ModelDescriptor
+	7,  // 2: lloom.v1.Heartbeat.load:type_name -> lloom.v1.Load
+	8,  // 3: lloom.v1.Load.models:type_name -> lloom.v1.ModelLoad
+	10, // 4: lloom.v1.ModelDescriptor.performance:type_name -> lloom.v1.Performance
+	11, // 5: lloom.v1.ModelDescriptor.pricing:type_name -> lloom.v1.Pricing
+	36, // 6: lloom.v1.ModelDescriptor.metadata:type_name -> lloom.v1.ModelDescriptor.MetadataEntry
+	13, // 7: lloom.v1.QueryRequest.list_models:type_name -> lloom.v1.ListModelsQuery
+	14, // 8: lloom.v1.QueryRequest.find_model:type_name -> lloom.v1.FindModelQuery
+	15, // 9: lloom.v1.QueryRequest.executor_info:type_name -> lloom.v1.ExecutorInfoQuery
+	16, // 10: lloom.v1.QueryRequest.statistics:type_name -> lloom.v1.StatisticsQuery
+	17, // 11: lloom.v1.QueryRequest.filters:type_name -> lloom.v1.QueryFilters
 	1,  // 12: lloom.v1.QueryResponse.error_code:type_name -> lloom.v1.ErrorCode
-	21, // 13: lloom.v1.QueryResponse.models:type_name -> lloom.v1.ModelList
-	19, // 14: lloom.v1.QueryResponse.executors:type_name -> lloom.v1.ExecutorList
-	22, // 15: lloom.v1.QueryResponse.statistics:type_name -> lloom.v1.Statistics
+	22, // 13: lloom.v1.QueryResponse.models:type_name -> lloom.v1.ModelList
+	20, // 14: lloom.v1.QueryResponse.executors:type_name -> lloom.v1.ExecutorList
+	23, // 15: lloom.v1.QueryResponse.statistics:type_name -> lloom.v1.Statistics
 	2,  // 16: lloom.v1.ExecutorEntry.status:type_name -> lloom.v1.ExecutorStatus
-	6,  // 17: lloom.v1.ExecutorEntry.load:type_name -> lloom.v1.Load
-	18, // 18: lloom.v1.ExecutorList.executors:type_name -> lloom.v1.ExecutorEntry
-	7,  // 19: lloom.v1.ModelSummary.best_load:type_name -> lloom.v1.ModelLoad
-	20, // 20: lloom.v1.ModelList.models:type_name -> lloom.v1.ModelSummary
-	18, // 21: lloom.v1.ModelList.executors:type_name -> lloom.v1.ExecutorEntry
-	23, // 22: lloom.v1.InferenceRequest.messages:type_name -> lloom.v1.ChatMessage
-	26, // 23: lloom.v1.InferenceResponse.chunk:type_name -> lloom.v1.InferenceChunk
-	28, // 24: lloom.v1.InferenceResponse.done:type_name -> lloom.v1.InferenceDone
-	29, // 25: lloom.v1.InferenceResponse.error:type_name -> lloom.v1.InferenceError
-	27, // 26: lloom.v1.InferenceDone.usage:type_name -> lloom.v1.Usage
-	1,  // 27: lloom.v1.InferenceError.code:type_name -> lloom.v1.ErrorCode
-	28, // [28:28] is the sub-list for method output_type
-	28, // [28:28] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	7,  // 17: lloom.v1.ExecutorEntry.load:type_name -> lloom.v1.Load
+	19, // 18: lloom.v1.ExecutorList.executors:type_name -> lloom.v1.ExecutorEntry
+	8,  // 19: lloom.v1.ModelSummary.best_load:type_name -> lloom.v1.ModelLoad
+	21, // 20: lloom.v1.ModelList.models:type_name -> lloom.v1.ModelSummary
+	19, // 21: lloom.v1.ModelList.executors:type_name -> lloom.v1.ExecutorEntry
+	3,  // 22: lloom.v1.WatchEvent.kind:type_name -> lloom.v1.WatchEventKind
+	26, // 23: lloom.v1.WatchEvent.executor:type_name -> lloom.v1.WatchedExecutor
+	1,  // 24: lloom.v1.WatchEvent.error_code:type_name -> lloom.v1.ErrorCode
+	2,  // 25: lloom.v1.WatchedExecutor.status:type_name -> lloom.v1.ExecutorStatus
+	27, // 26: lloom.v1.WatchedExecutor.models:type_name -> lloom.v1.WatchedModel
+	2,  // 27: lloom.v1.WatchedModel.status:type_name -> lloom.v1.ExecutorStatus
+	28, // 28: lloom.v1.InferenceRequest.messages:type_name -> lloom.v1.ChatMessage
+	31, // 29: lloom.v1.InferenceResponse.chunk:type_name -> lloom.v1.InferenceChunk
+	33, // 30: lloom.v1.InferenceResponse.done:type_name -> lloom.v1.InferenceDone
+	34, // 31: lloom.v1.InferenceResponse.error:type_name -> lloom.v1.InferenceError
+	32, // 32: lloom.v1.InferenceDone.usage:type_name -> lloom.v1.Usage
+	1,  // 33: lloom.v1.InferenceError.code:type_name -> lloom.v1.ErrorCode
+	34, // [34:34] is the sub-list for method output_type
+	34, // [34:34] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_lloom_proto_init() }
@@ -3018,8 +3584,8 @@ func file_lloom_proto_init() {
 		(*QueryResponse_Executors)(nil),
 		(*QueryResponse_Statistics)(nil),
 	}
-	file_lloom_proto_msgTypes[21].OneofWrappers = []any{}
-	file_lloom_proto_msgTypes[22].OneofWrappers = []any{
+	file_lloom_proto_msgTypes[25].OneofWrappers = []any{}
+	file_lloom_proto_msgTypes[26].OneofWrappers = []any{
 		(*InferenceResponse_Chunk)(nil),
 		(*InferenceResponse_Done)(nil),
 		(*InferenceResponse_Error)(nil),
@@ -3029,8 +3595,8 @@ func file_lloom_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_lloom_proto_rawDesc), len(file_lloom_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   29,
+			NumEnums:      4,
+			NumMessages:   33,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

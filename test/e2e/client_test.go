@@ -29,7 +29,7 @@ type ExecutorOut struct {
 	ModelSize        string            `json:"model_size"`
 	Pricing          *PricingOut       `json:"pricing"`
 	Metadata         map[string]string `json:"metadata"`
-	AnnouncementSeq  uint64            `json:"announcement_seq"`
+	AnnouncementSeq  uint64            `json:"announcement_seq,string"` // a string: it exceeds 2^53
 	Validators       []string          `json:"validators"`
 }
 

@@ -58,8 +58,9 @@ var (
 		"llama3.2:3b": {backend: "ollama", context: 131072, features: []string{"chat", "embeddings"}, capacity: 2,
 			pricing: &PricingOut{"10", "20", ""}},
 	}
-	// What `--model ID` announces: the defaults of a quick model.
-	quickModel = wantModel{backend: "openai", features: []string{"chat", "completion"}, capacity: 4}
+	// What `--model ID` announces: the defaults of a quick model, with no
+	// backend type (unknown), no context length and no price.
+	quickModel = wantModel{backend: "", features: []string{"chat", "completion"}, capacity: 4}
 	wantB      = map[string]wantModel{"gpt-4": quickModel, "mistral-7b": quickModel}
 )
 

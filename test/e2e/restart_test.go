@@ -70,7 +70,11 @@ func TestValidatorComesLater(t *testing.T) {
 	}
 	took := WaitFor(t, Timeout, h.Serving(v.HostPort, map[string][]string{"early": {early.PeerID}}))
 	t.Logf("executor started first registered %s after its validator came up", time.Since(up).Round(time.Millisecond))
-	early.WaitLog("Reconnected to validator", nil)
+	// Its first connection is a connection, not a reconnection.
+	early.WaitLog("Connected to validator", nil)
+	if ls := early.FindLogs("Reconnected to validator", nil); len(ls) > 0 {
+		t.Errorf("%s logged %q on its first connection: %v", early.Name, "Reconnected to validator", ls)
+	}
 	if took > restartBound {
 		t.Errorf("executor registered %s after its validator came up, want within %s", took, restartBound)
 	}

@@ -45,6 +45,7 @@ var executorKinds = jsonKinds{
 	"peer_id": "string", "status": "string", "active_requests": "number", "queued_requests": "number",
 	"capacity": "number", "last_seen": "string", "addrs": "array", "backend_type": "string",
 	"max_context_length": "number", "features": "array", "verified": "bool", "reached": "bool",
+	"announcement_seq": "string",
 }
 
 func checkExecutorsShape(t *testing.T, where string, xs []any) {

@@ -102,10 +102,10 @@ export class Network {
     }
   }
 
-  /** Starts a validator on loopback and waits for its address. */
-  async validator() {
+  /** Starts a validator on loopback (with more flags: args) and waits for its address. */
+  async validator({ args = [] } = {}) {
     const addrFile = path.join(this.dir, `validator-${this.procs.length}.addr`);
-    const v = this.#start('validator', ['validator', '--listen', '/ip4/127.0.0.1/tcp/0', '--addr-file', addrFile]);
+    const v = this.#start('validator', ['validator', '--listen', '/ip4/127.0.0.1/tcp/0', '--addr-file', addrFile, ...args]);
     await waitFor(`${v.name} address`, () => {
       this.#alive(v);
       const s = fs.existsSync(addrFile) ? fs.readFileSync(addrFile, 'utf8').trim() : '';
@@ -115,13 +115,18 @@ export class Network {
     return v;
   }
 
-  /** Starts an executor serving model from the backend at url; waiting for it is the gateway's job. */
-  executor(validator, { url, model, capacity = 4, queue = null }) {
+  /**
+   * Starts an executor serving model from the backend at url (url null:
+   * announce-only; model null: the models of a --config in args); waiting
+   * for it is the gateway's job.
+   */
+  executor(validator, { url, model, capacity = 4, queue = null, args: more = [] }) {
     const args = ['executor', '--validator', validator.addr, '--listen', '/ip4/127.0.0.1/tcp/0',
-      '--backend-url', url, '--model', model, '--capacity', String(capacity),
-      '--heartbeat-interval', '1s', '--inference-rate', '0'];
+      '--capacity', String(capacity), '--heartbeat-interval', '1s', '--inference-rate', '0'];
+    if (url != null) args.push('--backend-url', url);
+    if (model != null) args.push('--model', model);
     if (queue !== null) args.push('--queue', String(queue));
-    return this.#start('executor', args);
+    return this.#start('executor', [...args, ...more]);
   }
 
   /**
