@@ -10,8 +10,10 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/host/autorelay"
+	pbv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/pb"
 	relayv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 	ma "github.com/multiformats/go-multiaddr"
+	"github.com/prometheus/client_golang/prometheus"
 
 	lp "github.com/lloom/lloom/protocol"
 )
@@ -116,6 +118,117 @@ type Reach struct {
 	PublicAddrs []ma.Multiaddr
 	// Relays are an executor's relay candidates.
 	Relays PeerSource
+	// RelayStats, if set, counts what the relay service carries.
+	RelayStats *RelayStats
+}
+
+// RelayStats counts a relay service's reservations, circuits and bytes
+// (the validator's statistics); it is the relay's metrics tracer and
+// passes every event on to go-libp2p's Prometheus tracer when metrics
+// are on (libp2p_relaysvc_*).
+type RelayStats struct {
+	next relayv2.MetricsTracer
+
+	reservations, circuits               atomic.Int64 // now
+	reservationsTotal, circuitsTotal     atomic.Uint64
+	reservationsRefused, circuitsRefused atomic.Uint64
+	bytes                                atomic.Uint64
+}
+
+// NewRelayStats returns counters that also feed reg, if not nil.
+func NewRelayStats(reg prometheus.Registerer) *RelayStats {
+	s := &RelayStats{}
+	if reg != nil {
+		s.next = relayv2.NewMetricsTracer(relayv2.WithRegisterer(reg))
+	}
+	return s
+}
+
+// RelayFigures is a snapshot of RelayStats.
+type RelayFigures struct {
+	Reservations, Circuits               int64 // held or open now
+	ReservationsTotal, CircuitsTotal     uint64
+	ReservationsRefused, CircuitsRefused uint64
+	// Bytes relayed, both directions, all circuits.
+	Bytes uint64
+}
+
+// Figures returns the counters (zero for a nil RelayStats).
+func (s *RelayStats) Figures() RelayFigures {
+	if s == nil {
+		return RelayFigures{}
+	}
+	return RelayFigures{
+		Reservations: s.reservations.Load(), Circuits: s.circuits.Load(),
+		ReservationsTotal: s.reservationsTotal.Load(), CircuitsTotal: s.circuitsTotal.Load(),
+		ReservationsRefused: s.reservationsRefused.Load(), CircuitsRefused: s.circuitsRefused.Load(),
+		Bytes: s.bytes.Load(),
+	}
+}
+
+var _ relayv2.MetricsTracer = (*RelayStats)(nil)
+
+func (s *RelayStats) RelayStatus(enabled bool) {
+	if s.next != nil {
+		s.next.RelayStatus(enabled)
+	}
+}
+
+func (s *RelayStats) ConnectionOpened() {
+	s.circuits.Add(1)
+	s.circuitsTotal.Add(1)
+	if s.next != nil {
+		s.next.ConnectionOpened()
+	}
+}
+
+func (s *RelayStats) ConnectionClosed(d time.Duration) {
+	s.circuits.Add(-1)
+	if s.next != nil {
+		s.next.ConnectionClosed(d)
+	}
+}
+
+func (s *RelayStats) ConnectionRequestHandled(st pbv2.Status) {
+	if st != pbv2.Status_OK {
+		s.circuitsRefused.Add(1)
+	}
+	if s.next != nil {
+		s.next.ConnectionRequestHandled(st)
+	}
+}
+
+func (s *RelayStats) ReservationAllowed(isRenewal bool) {
+	if !isRenewal {
+		s.reservations.Add(1)
+		s.reservationsTotal.Add(1)
+	}
+	if s.next != nil {
+		s.next.ReservationAllowed(isRenewal)
+	}
+}
+
+func (s *RelayStats) ReservationClosed(cnt int) {
+	s.reservations.Add(-int64(cnt))
+	if s.next != nil {
+		s.next.ReservationClosed(cnt)
+	}
+}
+
+func (s *RelayStats) ReservationRequestHandled(st pbv2.Status) {
+	if st != pbv2.Status_OK {
+		s.reservationsRefused.Add(1)
+	}
+	if s.next != nil {
+		s.next.ReservationRequestHandled(st)
+	}
+}
+
+func (s *RelayStats) BytesTransferred(n int) {
+	s.bytes.Add(uint64(n))
+	if s.next != nil {
+		s.next.BytesTransferred(n)
+	}
 }
 
 // options returns the go-libp2p options r describes. Never NATPortMap
@@ -139,7 +252,11 @@ func (r Reach) options() []libp2p.Option {
 			if l == (RelayLimits{}) {
 				l = DefaultRelayLimits()
 			}
-			opts = append(opts, libp2p.EnableRelayService(relayv2.WithResources(l.resources())))
+			ropts := []relayv2.Option{relayv2.WithResources(l.resources())}
+			if r.RelayStats != nil {
+				ropts = append(ropts, relayv2.WithMetricsTracer(r.RelayStats))
+			}
+			opts = append(opts, libp2p.EnableRelayService(ropts...))
 		}
 	case ReachExecutor:
 		opts = append(opts, libp2p.EnableRelay(), libp2p.EnableHolePunching(), libp2p.EnableAutoNATv2())

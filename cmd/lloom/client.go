@@ -24,6 +24,9 @@ type clientFlags struct {
 	json       bool
 	timeout    time.Duration
 	filters    filterFlags
+	// metrics, for a command that has --metrics-listen (client watch),
+	// serves the client's metrics while it runs.
+	metrics *metricsFlags
 }
 
 type filterFlags struct {
@@ -113,6 +116,14 @@ func withClient(a *app, cf *clientFlags, f func(ctx context.Context, c *client.C
 	cfg.Logger = a.log
 	if err := cfg.Validate(); err != nil {
 		return usageError{err}
+	}
+	if cf.metrics != nil {
+		reg, stopMetrics, err := cf.metrics.start(a, "client")
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+		cfg.Metrics = reg
 	}
 	c, err := client.New(cfg)
 	if err != nil {

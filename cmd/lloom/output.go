@@ -156,6 +156,13 @@ func statsFields(s *pb.Statistics) map[string]any {
 		"max_executors":          s.GetMaxExecutors(),
 		"unverified":             s.GetUnverified(),
 		"executors_evicted":      s.GetExecutorsEvicted(),
+		// The validator's circuit relay (DESIGN §11).
+		"relay_reservations":       s.GetRelayReservations(),
+		"relay_circuits":           s.GetRelayCircuits(),
+		"relay_reservations_total": s.GetRelayReservationsTotal(),
+		"relay_circuits_total":     s.GetRelayCircuitsTotal(),
+		"relay_refused":            s.GetRelayRefused(),
+		"relay_bytes":              s.GetRelayBytes(),
 	}
 }
 
@@ -232,12 +239,13 @@ func printModel(w io.Writer, res *client.ModelResult) {
 
 func printStats(w io.Writer, res *client.StatsResult) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "VALIDATOR\tEXECUTORS\tHEALTHY\tOVERLOADED\tSTALE\tMODELS\tANNOUNCEMENTS\tHEARTBEATS\tREJECTED\tIGNORED\tDROPPED\tUPTIME")
+	fmt.Fprintln(tw, "VALIDATOR\tEXECUTORS\tHEALTHY\tOVERLOADED\tSTALE\tMODELS\tANNOUNCEMENTS\tHEARTBEATS\tREJECTED\tIGNORED\tDROPPED\tRELAY SLOTS/CIRCUITS\tUPTIME")
 	for _, v := range res.Validators {
 		s := v.Stats
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", v.Validator, s.GetExecutors(), s.GetHealthy(),
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d/%d\t%s\n", v.Validator, s.GetExecutors(), s.GetHealthy(),
 			s.GetOverloaded(), s.GetStale(), s.GetModels(), s.GetAnnouncementsAccepted(), s.GetHeartbeatsAccepted(),
-			s.GetMessagesRejected(), s.GetMessagesIgnored(), s.GetMessagesDropped(), time.Duration(s.GetUptimeSeconds())*time.Second)
+			s.GetMessagesRejected(), s.GetMessagesIgnored(), s.GetMessagesDropped(), s.GetRelayReservations(), s.GetRelayCircuits(),
+			time.Duration(s.GetUptimeSeconds())*time.Second)
 	}
 	tw.Flush()
 }

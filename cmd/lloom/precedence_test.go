@@ -99,3 +99,46 @@ func TestValidatorLimitsFromFile(t *testing.T) {
 		}
 	}
 }
+
+// The listen addresses come from the config file too: [validator]
+// http_listen, and [node] metrics_listen for whichever role reads the file;
+// LLOOM_METRICS_LISTEN and --metrics-listen override it.
+func TestListenAddressesFromFile(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "node.toml")
+	if err := os.WriteFile(file, []byte("[node]\nmetrics_listen = \"127.0.0.1:9400\"\n[validator]\nhttp_listen = \"127.0.0.1:8081\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		args          []string
+		env           string
+		metrics, http string
+	}{
+		{[]string{"validator"}, "", "127.0.0.1:9400", "127.0.0.1:8081"},
+		{[]string{"executor"}, "", "127.0.0.1:9400", ""},
+		{[]string{"gateway"}, "", "127.0.0.1:9400", ""},
+		{[]string{"validator", "--http-listen", "127.0.0.1:1"}, "127.0.0.1:9500", "127.0.0.1:9500", "127.0.0.1:1"},
+		{[]string{"executor", "--metrics-listen", "127.0.0.1:9600"}, "127.0.0.1:9500", "127.0.0.1:9600", ""},
+	} {
+		t.Run(strings.Join(c.args, " ")+" env "+c.env, func(t *testing.T) {
+			t.Setenv("LLOOM_METRICS_LISTEN", c.env)
+			t.Setenv("LLOOM_HTTP_LISTEN", "")
+			root := newRootCommand(io.Discard, io.Discard)
+			cmd, args, err := root.Find(append(c.args, "--config", file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.ParseFlags(args); err != nil {
+				t.Fatal(err)
+			}
+			if err := root.PersistentPreRunE(cmd, nil); err != nil {
+				t.Fatalf("setup: %v", err)
+			}
+			if got := cmd.Flags().Lookup("metrics-listen").Value.String(); got != c.metrics {
+				t.Errorf("--metrics-listen = %q, want %q", got, c.metrics)
+			}
+			if f := cmd.Flags().Lookup("http-listen"); f != nil && f.Value.String() != c.http {
+				t.Errorf("--http-listen = %q, want %q", f.Value.String(), c.http)
+			}
+		})
+	}
+}

@@ -188,6 +188,26 @@ func setIfUnset(fs *pflag.FlagSet, name, value, key string) error {
 	return nil
 }
 
+// derefText is the text of *p for a pointer to a bool, int or int64 set
+// by the config file, "" for a nil one.
+func derefText(p any) string {
+	switch x := p.(type) {
+	case *bool:
+		if x != nil {
+			return fmt.Sprint(*x)
+		}
+	case *int:
+		if x != nil {
+			return fmt.Sprint(*x)
+		}
+	case *int64:
+		if x != nil {
+			return fmt.Sprint(*x)
+		}
+	}
+	return ""
+}
+
 func applyFile(fs *pflag.FlagSet, f *config.File) error {
 	n, v, e := f.Node, f.Validator, f.Executor
 	type kv struct{ flag, value, key string }
@@ -198,6 +218,8 @@ func applyFile(fs *pflag.FlagSet, f *config.File) error {
 		{"log-format", n.LogFormat, "node.log_format"},
 		{"validator", strings.Join(n.Validators, ","), "node.validators"},
 		{"addr-file", v.AddrFile, "validator.addr_file"},
+		{"http-listen", v.HTTPListen, "validator.http_listen"},
+		{"metrics-listen", n.MetricsListen, "node.metrics_listen"},
 		{"evm-address", e.EVMAddress, "executor.evm_address"},
 	}
 	set = append(set, kv{"listen", strings.Join(n.Listen, ","), "node.listen"})
@@ -219,6 +241,20 @@ func applyFile(fs *pflag.FlagSet, f *config.File) error {
 	if e.AnnounceModels != nil {
 		set = append(set, kv{"announce-models", fmt.Sprint(*e.AnnounceModels), "executor.announce_models"})
 	}
+	for _, r := range []struct {
+		flag, key string
+		v         any // a nil pointer: unset
+	}{
+		{"relay-service", "validator.relay_service", v.RelayService},
+		{"relay-max-reservations", "validator.relay_max_reservations", v.RelayMaxReservations},
+		{"relay-max-circuits", "validator.relay_max_circuits", v.RelayMaxCircuits},
+		{"relay-max-reservations-per-ip", "validator.relay_max_reservations_per_ip", v.RelayMaxReservationsPerIP},
+		{"relay-limit-data", "validator.relay_limit_data", v.RelayLimitData},
+	} {
+		if s := derefText(r.v); s != "" {
+			set = append(set, kv{r.flag, s, r.key})
+		}
+	}
 	for _, d := range []struct {
 		flag, key string
 		v         any
@@ -226,6 +262,7 @@ func applyFile(fs *pflag.FlagSet, f *config.File) error {
 		{"stale-after", "validator.stale_after", f.StaleAfter()},
 		{"remove-after", "validator.remove_after", f.RemoveAfter()},
 		{"heartbeat-interval", "executor.heartbeat_interval", f.HeartbeatInterval()},
+		{"relay-limit-duration", "validator.relay_limit_duration", f.RelayLimitDuration()},
 	} {
 		if s := fmt.Sprint(d.v); s != "0s" {
 			set = append(set, kv{d.flag, s, d.key})

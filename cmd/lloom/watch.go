@@ -23,6 +23,7 @@ type watchFlags struct {
 	json       bool
 	unverified bool
 	timeout    time.Duration
+	metrics    metricsFlags
 }
 
 func newWatchCommand(a *app) *cobra.Command {
@@ -49,7 +50,7 @@ added_models, dropped_models), the shape of the validator's HTTP API.`,
 			if wf.model != "" && !lp.ValidModelID(wf.model) {
 				return usagef("--model %q: want 1-128 characters of [A-Za-z0-9._:/@-]", wf.model)
 			}
-			cf := clientFlags{validators: wf.validators, timeout: wf.timeout}
+			cf := clientFlags{validators: wf.validators, timeout: wf.timeout, metrics: &wf.metrics}
 			return withClient(a, &cf, func(ctx context.Context, c *client.Client) error {
 				p := &watchPrinter{w: a.stdout, json: wf.json}
 				err := c.Watch(ctx, client.WatchOptions{Model: wf.model, IncludeUnverified: wf.unverified}, p.print)
@@ -66,6 +67,7 @@ added_models, dropped_models), the shape of the validator's HTTP API.`,
 	fs.BoolVar(&wf.json, "json", false, "print one JSON object per line, for scripts")
 	fs.BoolVar(&wf.unverified, "include-unverified", false, "include executors the validator has not reached yet (liveness check pending or failed)")
 	durationVar(fs, &wf.timeout, "timeout", 10*time.Second, "time to reach a validator")
+	wf.metrics.register(fs)
 	return cmd
 }
 

@@ -147,6 +147,7 @@ func (a *attempt) open(ctx context.Context) (network.Stream, error) {
 			return nil, fmt.Errorf("%w: %s announced no address to dial", ErrUnreachable, a.x.PeerID)
 		}
 		h.Peerstore().AddAddrs(a.x.PeerID, addrs, peerstore.TempAddrTTL)
+		a.c.punchReady(ctx, addrs) // reach.go: answer the executor's punch
 		node.ClearDialBackoff(h, a.x.PeerID)
 		if err := h.Connect(ctx, peer.AddrInfo{ID: a.x.PeerID}); err != nil {
 			return nil, fmt.Errorf("%w: %s: %w", ErrUnreachable, a.x.PeerID, err)

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lloom/lloom/node/validator"
 	"github.com/lloom/lloom/protocol/pb"
@@ -170,5 +171,36 @@ func TestHTTPAPI(t *testing.T) {
 	}
 	if v.Feed().Served < 2 {
 		t.Errorf("feed figures %+v", v.Feed())
+	}
+}
+
+// An idle event stream gets a ":" comment every EventKeepAlive, so that
+// proxies do not close it; shortened here, it must come long before the
+// default's 15 s would.
+func TestEventStreamKeepAlive(t *testing.T) {
+	v, _ := StartValidator(t, func(c *validator.Config) {
+		c.HTTPListen = "127.0.0.1:0"
+		c.EventKeepAlive = 50 * time.Millisecond
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), validator.DefaultEventKeepAlive/3)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+v.HTTPAddr()+"/api/v1/events", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	r := bufio.NewReader(resp.Body)
+	if ev := readEvent(t, r); ev.name != "snapshot" {
+		t.Fatalf("first event %q, want snapshot", ev.name)
+	}
+	for comments := 0; comments < 2; {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("an idle event stream sent %d keepalive comments, then: %v; want one every 50ms", comments, err)
+		}
+		if line == ": keepalive\n" {
+			comments++
+		}
 	}
 }

@@ -67,6 +67,31 @@ func TestStatisticsAndMetricsAgree(t *testing.T) {
 		return agree(st, fams)
 	})
 
+	// The change feed's figures too, with a subscriber watching.
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	synced := make(chan struct{})
+	go func() {
+		_ = c.Watch(watchCtx, client.WatchOptions{}, func(_ int, ev *pb.WatchEvent) error {
+			if ev.GetKind() == pb.WatchEventKind_WATCH_EVENT_KIND_SYNCED {
+				close(synced)
+			}
+			return nil
+		})
+	}()
+	select {
+	case <-synced:
+	case <-time.After(Timeout):
+		t.Fatal("the watch never synced")
+	}
+	Eventually(t, "the feed's figures and metrics agree", func() error {
+		f, err := FeedAgrees(t, v, vurl)
+		if err == nil && (f.Subscribers != 1 || f.Events < 2) {
+			err = fmt.Errorf("feed figures %+v: want the subscriber and its snapshot (an executor, then SYNCED)", f)
+		}
+		return err
+	})
+
 	if n, _ := fams.Sum("lloom_validator_queries_refused_total", map[string]string{"code": "3002"}); n != 1 {
 		t.Errorf("lloom_validator_queries_refused_total{code=3002} = %v, want 1 (the malformed query)", n)
 	}

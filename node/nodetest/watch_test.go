@@ -99,9 +99,11 @@ func TestWatchUnderThousandChangesASecond(t *testing.T) {
 		rate    = 1000
 		history = 1024
 	)
+	vreg, vurl := ServeMetrics(t, "validator")
 	v, _ := StartValidator(t, func(c *validator.Config) {
 		c.Subscribe = false
 		c.Registry.History = history
+		c.Metrics = vreg
 	})
 	xs := newFeedExecs(t, v, execs, model)
 	hbs := make([]*lp.VerifiedHeartbeat, changes)
@@ -212,9 +214,13 @@ func TestWatchUnderThousandChangesASecond(t *testing.T) {
 	if end.GetErrorCode() != pb.ErrorCode_ERROR_CODE_TIMEOUT || n > changes {
 		t.Errorf("slow subscriber: %d events, then %v %q; want fewer than all and ERROR 4002", n, end.GetErrorCode(), end.GetErrorMessage())
 	}
-	if f := v.Feed(); f.Cut < 1 {
-		t.Errorf("feed figures %+v: the slow subscriber should count as cut off", f)
+	if f := v.Feed(); f.CutBehind < 1 {
+		t.Errorf("feed figures %+v: the slow subscriber should count as cut off for falling behind", f)
 	}
+	Eventually(t, "the feed's figures and metrics agree", func() error {
+		_, err := FeedAgrees(t, v, vurl)
+		return err
+	})
 
 	cancel()
 	if err := <-watchDone; err != nil {

@@ -39,6 +39,10 @@ type Config struct {
 	// /lloom/watch/1.0.0 and the HTTP event stream together; 0 is
 	// DefaultWatchSubscribers.
 	WatchSubscribers int
+	// EventKeepAlive is how often the HTTP event stream sends a ":"
+	// comment when idle, so that proxies keep it open; 0 is
+	// DefaultEventKeepAlive (tests shorten it).
+	EventKeepAlive time.Duration
 	// Now is the clock (tests inject their own).
 	Now func() time.Time
 }

@@ -36,6 +36,9 @@ func (c Config) validateFeed() error {
 	if c.WatchSubscribers < 0 {
 		return fmt.Errorf("watch subscribers %d must be 0 (the default, %d) or positive", c.WatchSubscribers, DefaultWatchSubscribers)
 	}
+	if c.EventKeepAlive < 0 {
+		return fmt.Errorf("event keepalive %s must be 0 (the default, %s) or positive", c.EventKeepAlive, DefaultEventKeepAlive)
+	}
 	if c.HTTPListen != "" {
 		if _, _, err := net.SplitHostPort(c.HTTPListen); err != nil {
 			return fmt.Errorf("http listen address %q: want HOST:PORT, e.g. 127.0.0.1:8081", c.HTTPListen)

@@ -18,7 +18,7 @@ import (
 // history, a "resumed" event; then one "change" event per change, its id
 // the change's version. Every statsEvery a "stats" event carries the
 // figures and the executors seen since the last one (heartbeats that
-// change nothing are no change); every keepAliveEvery a ":" comment keeps
+// change nothing are no change); every Config.EventKeepAlive a ":" comment keeps
 // idle proxies from closing the stream. A client that falls out of the
 // history gets a "reset" event and the stream ends; coming back, it gets a
 // fresh snapshot.
@@ -26,9 +26,12 @@ import (
 // Query parameters: model= (only executors serving it),
 // include_unverified=true (also executors not yet verified).
 
+// DefaultEventKeepAlive is Config.EventKeepAlive's default: shorter than
+// the idle timeouts of common proxies (nginx's 60 s).
+const DefaultEventKeepAlive = 15 * time.Second
+
 const (
-	keepAliveEvery = 15 * time.Second
-	statsEvery     = 2 * time.Second
+	statsEvery = 2 * time.Second
 	// maxSeen bounds the executors one stats event names as seen.
 	maxSeen = 20000
 )
@@ -80,16 +83,21 @@ func (a *httpAPI) events(w http.ResponseWriter, r *http.Request) {
 	if err != nil || rc.Flush() != nil {
 		return
 	}
+	v.feed.sent(1)
 
 	seenSince := now
-	keepAlive := time.NewTicker(keepAliveEvery)
+	every := v.cfg.EventKeepAlive
+	if every <= 0 {
+		every = DefaultEventKeepAlive
+	}
+	keepAlive := time.NewTicker(every)
 	defer keepAlive.Stop()
 	stats := time.NewTicker(statsEvery)
 	defer stats.Stop()
 	for {
 		evs, wake, err := sub.poll(v.cfg.Now())
 		if err != nil {
-			v.feed.cut.Add(1)
+			v.feed.cutOff(cutBehind)
 			_ = rc.SetWriteDeadline(time.Now().Add(watchWriteTimeout))
 			_ = sse(w, "reset", 0, map[string]any{"error": map[string]any{"code": "too_slow", "message": errTooSlow(v.cfg.Registry.History).Error()}})
 			_ = rc.Flush()
@@ -103,9 +111,10 @@ func (a *httpAPI) events(w http.ResponseWriter, r *http.Request) {
 				}
 			}
 			if err != nil || rc.Flush() != nil {
-				v.feed.cut.Add(1)
+				v.feed.cutOff(cutWriting)
 				return
 			}
+			v.feed.sent(len(evs))
 			continue
 		}
 		select {

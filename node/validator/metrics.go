@@ -107,6 +107,11 @@ var (
 	descEvicted        = desc("registry_executors_evicted_total", "Executors evicted from a full registry to make room for a verified newcomer.")
 	descGossipDropped  = desc("gossip_dropped_total", "What GossipSub dropped besides unvalidated messages: RPCs to a peer whose queue was full, messages no subscriber took.", "reason")
 	descPeersThrottled = desc("gossip_peers_throttled_total", "Times GossipSub's peer gater throttled a peer.")
+
+	descWatchSubscribers   = desc("watch_subscribers", "Subscribers of the change feed now, over /lloom/watch/1.0.0 and the HTTP event stream.")
+	descWatchSubscriptions = desc("watch_subscriptions_total", "Subscribers admitted to the change feed (those refused past its caps are not counted).")
+	descWatchEvents        = desc("watch_events_total", "Change feed events written to subscribers: snapshots (on a stream, one frame per executor), resumptions and changes.")
+	descWatchCutoffs       = desc("watch_cutoffs_total", "Subscribers cut off: behind (fell out of the change history; they come back to a fresh snapshot) or write_failed (stopped reading, or went away mid-write).", "reason")
 )
 
 // collector reads the validator's counts and its registry's figures at
@@ -116,7 +121,8 @@ type collector struct{ v *Validator }
 
 func (collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descMessages, descPulls, descQueriesRefused, descExecutors, descModels,
-		descMaxExecutors, descRemoved, descEvicted, descGossipDropped, descPeersThrottled} {
+		descMaxExecutors, descRemoved, descEvicted, descGossipDropped, descPeersThrottled,
+		descWatchSubscribers, descWatchSubscriptions, descWatchEvents, descWatchCutoffs} {
 		ch <- d
 	}
 }
@@ -169,4 +175,11 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descMaxExecutors, st.GetMaxExecutors())
 	counter(descRemoved, st.GetExecutorsRemoved())
 	counter(descEvicted, st.GetExecutorsEvicted())
+	f := v.Feed()
+	gauge(descWatchSubscribers, uint64(f.Subscribers))
+	counter(descWatchSubscriptions, f.Served)
+	counter(descWatchEvents, f.Events)
+	for r := range numCutReasons {
+		counter(descWatchCutoffs, v.feed.cut[r].Load(), cutReasonNames[r])
+	}
 }

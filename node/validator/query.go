@@ -97,6 +97,7 @@ func (v *Validator) fillCounters(st *pb.Statistics, now time.Time) {
 		st.MessagesDropped = d.ValidationQueueFull + d.ValidationThrottled
 	}
 	st.UptimeSeconds = uint64(max(now.Sub(v.started), 0) / time.Second)
+	v.fillRelay(st) // reach.go
 }
 
 // Stats returns the statistics a query would.

@@ -7,6 +7,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/lloom/lloom/node"
+	"github.com/lloom/lloom/protocol/pb"
 )
 
 // reachDefaults: a validator is public by configuration, runs the relay
@@ -40,4 +41,15 @@ func (v *Validator) startDiscovery() (*node.Discovery, error) {
 		Int64("relay_data_limit", v.cfg.Reach.RelayLimits.Data).Str("relay_duration_limit", v.cfg.Reach.RelayLimits.Duration.String()).
 		Int("relay_max_reservations", v.cfg.Reach.RelayLimits.MaxReservations).Msg("Reachability services")
 	return node.StartDiscovery(v.h, v.cfg.Network, dc, v.log)
+}
+
+// fillRelay puts the relay service's figures into st.
+func (v *Validator) fillRelay(st *pb.Statistics) {
+	f := v.relay.Figures()
+	st.RelayReservations = uint64(max(f.Reservations, 0))
+	st.RelayCircuits = uint64(max(f.Circuits, 0))
+	st.RelayReservationsTotal = f.ReservationsTotal
+	st.RelayCircuitsTotal = f.CircuitsTotal
+	st.RelayRefused = f.ReservationsRefused + f.CircuitsRefused
+	st.RelayBytes = f.Bytes
 }

@@ -214,9 +214,28 @@ type hub struct {
 	n     int            // guarded by mu
 	peers map[string]int // guarded by mu
 
-	served atomic.Uint64 // subscribers admitted so far
-	cut    atomic.Uint64 // subscribers cut off for falling behind or not reading
+	served atomic.Uint64                // subscribers admitted so far
+	events atomic.Uint64                // events written to subscribers
+	cut    [numCutReasons]atomic.Uint64 // subscribers cut off, by reason
 }
+
+// cutReason is why a subscriber was cut off.
+type cutReason int
+
+const (
+	cutBehind  cutReason = iota // it fell out of the change history
+	cutWriting                  // a write failed or timed out: it stopped reading or went away
+	numCutReasons
+)
+
+// cutReasonNames are lloom_watch_cutoffs_total's reason labels.
+var cutReasonNames = [numCutReasons]string{cutBehind: "behind", cutWriting: "write_failed"}
+
+// cutOff counts a subscriber cut off.
+func (h *hub) cutOff(r cutReason) { h.cut[r].Add(1) }
+
+// sent counts n events written to a subscriber.
+func (h *hub) sent(n int) { h.events.Add(uint64(n)) }
 
 func newHub(max int) *hub {
 	if max <= 0 {
@@ -256,11 +275,14 @@ func (h *hub) join(key string) (leave func(), err error) {
 	}, nil
 }
 
-// FeedStats are the change feed's figures.
+// FeedStats are the change feed's figures, over /lloom/watch/1.0.0 and
+// the HTTP event stream together.
 type FeedStats struct {
 	Subscribers int    // now
 	Served      uint64 // admitted so far
-	Cut         uint64 // cut off for falling behind or not reading
+	Events      uint64 // snapshot, resumption and change events written (on a stream, a snapshot is a frame per executor)
+	Cut         uint64 // cut off, CutBehind of them for falling out of the history, the rest for not reading
+	CutBehind   uint64
 }
 
 // Feed reports the change feed's figures.
@@ -268,5 +290,7 @@ func (v *Validator) Feed() FeedStats {
 	v.feed.mu.Lock()
 	n := v.feed.n
 	v.feed.mu.Unlock()
-	return FeedStats{Subscribers: n, Served: v.feed.served.Load(), Cut: v.feed.cut.Load()}
+	behind := v.feed.cut[cutBehind].Load()
+	return FeedStats{Subscribers: n, Served: v.feed.served.Load(), Events: v.feed.events.Load(),
+		Cut: behind + v.feed.cut[cutWriting].Load(), CutBehind: behind}
 }

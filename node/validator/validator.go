@@ -66,7 +66,8 @@ type Validator struct {
 	running   bool // set once by runOnce
 	closeOnce sync.Once
 	closeErr  error
-	disc      *node.Discovery // reach.go
+	disc      *node.Discovery  // reach.go
+	relay     *node.RelayStats // reach.go; nil without the relay service
 	stop      chan struct{}
 	done      chan struct{}
 }
@@ -86,6 +87,9 @@ func New(cfg Config) (*Validator, error) {
 		return nil, err
 	}
 	cfg.Conns = cfg.connections()
+	if cfg.Reach.RelayService && cfg.Reach.RelayStats == nil {
+		cfg.Reach.RelayStats = node.NewRelayStats(cfg.Metrics) // reach.go
+	}
 	h, err := cfg.NewHost()
 	if err != nil {
 		return nil, err
@@ -100,6 +104,7 @@ func New(cfg Config) (*Validator, error) {
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
 		meters:  newMeters(cfg.Metrics),
+		relay:   cfg.Reach.RelayStats,
 	}
 	if fds := cfg.Conns.TCPConnLimit(); fds < cfg.Conns.High {
 		v.log.Warn().Int("tcp_connections", fds).Int("wanted", cfg.Conns.High).Int("max_executors", cfg.Registry.MaxExecutors).

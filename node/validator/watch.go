@@ -101,13 +101,13 @@ func (w *watchServer) serve(s network.Stream) {
 		evs, wake, err := sub.poll(w.v.cfg.Now())
 		switch {
 		case err != nil:
-			w.v.feed.cut.Add(1)
+			w.v.feed.cutOff(cutBehind)
 			w.v.log.Debug().Stringer("peer", s.Conn().RemotePeer()).Err(err).Msg("Watch subscriber cut off: it fell behind the change history")
 			w.end(s, out, errorEvent(sub.version, errTooSlow(w.v.cfg.Registry.History)))
 			return
 		case len(evs) > 0:
 			if w.write(s, out, evs) != nil {
-				w.v.feed.cut.Add(1)
+				w.v.feed.cutOff(cutWriting)
 				s.Reset()
 				return
 			}
@@ -150,7 +150,11 @@ func (w *watchServer) write(s network.Stream, out *bufio.Writer, evs []*pb.Watch
 			return err
 		}
 	}
-	return out.Flush()
+	if err := out.Flush(); err != nil {
+		return err
+	}
+	w.v.feed.sent(len(evs))
+	return nil
 }
 
 // end sends a last frame, then closes the stream.

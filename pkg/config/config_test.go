@@ -209,3 +209,22 @@ func TestDebugLoad(t *testing.T) {
 		t.Errorf("bad debug load in a file: %v", err)
 	}
 }
+
+// The listen addresses are checked where they are read, naming the key.
+func TestListenKeys(t *testing.T) {
+	f, err := Parse([]byte("[node]\nmetrics_listen = \"127.0.0.1:9400\"\n[validator]\nhttp_listen = \"127.0.0.1:8081\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Node.MetricsListen != "127.0.0.1:9400" || f.Validator.HTTPListen != "127.0.0.1:8081" {
+		t.Errorf("read %q and %q", f.Node.MetricsListen, f.Validator.HTTPListen)
+	}
+	for text, want := range map[string]string{
+		"[node]\nmetrics_listen = \"9400\"":            `line 2, node.metrics_listen = "9400": want HOST:PORT`,
+		"[validator]\n\nhttp_listen = \"localhost\"\n": `line 3, validator.http_listen = "localhost": want HOST:PORT`,
+	} {
+		if _, err := Parse([]byte(text)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want %q", text, err, want)
+		}
+	}
+}

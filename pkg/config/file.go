@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -18,8 +19,9 @@ import (
 // File is the TOML configuration file. Every section is optional; a role
 // reads the sections it knows and flags override what they set.
 //
-//	[node]       network, listen, port, identity, validators, log_level, log_format
-//	[validator]  stale_after, remove_after, max_executors, max_executors_per_ip, query_rate, addr_file, subscribe_announcements
+//	[node]       network, listen, port, identity, validators, log_level, log_format, metrics_listen
+//	[validator]  stale_after, remove_after, max_executors, max_executors_per_ip, query_rate, addr_file, subscribe_announcements, http_listen,
+//	             relay_service, relay_max_reservations, relay_max_circuits, relay_max_reservations_per_ip, relay_limit_data, relay_limit_duration
 //	[executor]   heartbeat_interval, announce_models, evm_address
 //	[backend]    url, api_key_env: the executor's OpenAI-compatible engine
 //	[[models]]   one table per model the executor serves
@@ -65,6 +67,9 @@ type NodeSection struct {
 	Validators []string `toml:"validators"`
 	LogLevel   string   `toml:"log_level"`
 	LogFormat  string   `toml:"log_format"`
+	// MetricsListen is --metrics-listen for whichever role reads the file
+	// (a file describes one node): HOST:PORT.
+	MetricsListen string `toml:"metrics_listen"`
 }
 
 // ValidatorSection holds validator settings.
@@ -76,6 +81,16 @@ type ValidatorSection struct {
 	QueryRate              *int   `toml:"query_rate"`
 	AddrFile               string `toml:"addr_file"`
 	SubscribeAnnouncements *bool  `toml:"subscribe_announcements"`
+	// HTTPListen is --http-listen, the read-only API and dashboard: HOST:PORT.
+	HTTPListen string `toml:"http_listen"`
+	// The circuit relay service and its limits (DESIGN §11): the
+	// --relay-* flags; relay_limit_data in bytes per direction.
+	RelayService              *bool  `toml:"relay_service"`
+	RelayMaxReservations      *int   `toml:"relay_max_reservations"`
+	RelayMaxCircuits          *int   `toml:"relay_max_circuits"`
+	RelayMaxReservationsPerIP *int   `toml:"relay_max_reservations_per_ip"`
+	RelayLimitData            *int64 `toml:"relay_limit_data"`
+	RelayLimitDuration        any    `toml:"relay_limit_duration"`
 }
 
 // ExecutorSection holds executor settings.
@@ -183,6 +198,14 @@ func Parse(b []byte) (*File, error) {
 	if err := lp.CheckEVMAddress(f.Executor.EVMAddress); err != nil {
 		return nil, fmt.Errorf("%sexecutor.evm_address: %s", keyLine(b, "evm_address"), lp.WithoutCode(err))
 	}
+	for _, k := range []struct{ key, name, v string }{
+		{"node.metrics_listen", "metrics_listen", f.Node.MetricsListen},
+		{"validator.http_listen", "http_listen", f.Validator.HTTPListen},
+	} {
+		if _, _, err := net.SplitHostPort(k.v); k.v != "" && err != nil {
+			return nil, fmt.Errorf("%s%s = %q: want HOST:PORT, e.g. 127.0.0.1:9400", keyLine(b, k.name), k.key, k.v)
+		}
+	}
 	if _, err := f.Descriptors(); err != nil {
 		return nil, err
 	}
@@ -195,6 +218,7 @@ func Parse(b []byte) (*File, error) {
 	}{
 		{"validator.stale_after", f.Validator.StaleAfter},
 		{"validator.remove_after", f.Validator.RemoveAfter},
+		{"validator.relay_limit_duration", f.Validator.RelayLimitDuration},
 		{"executor.heartbeat_interval", f.Executor.HeartbeatInterval},
 	} {
 		if _, err := durationValue(k.key, k.v); err != nil {
@@ -251,6 +275,12 @@ func (f *File) RemoveAfter() time.Duration {
 
 func (f *File) HeartbeatInterval() time.Duration {
 	d, _ := durationValue("", f.Executor.HeartbeatInterval)
+	return d
+}
+
+// RelayLimitDuration is validator.relay_limit_duration, 0 when unset.
+func (f *File) RelayLimitDuration() time.Duration {
+	d, _ := durationValue("", f.Validator.RelayLimitDuration)
 	return d
 }
 

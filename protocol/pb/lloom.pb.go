@@ -1901,8 +1901,18 @@ type Statistics struct {
 	Unverified uint64 `protobuf:"varint,16,opt,name=unverified,proto3" json:"unverified,omitempty"`
 	// Executors evicted to make room for a verified newcomer.
 	ExecutorsEvicted uint64 `protobuf:"varint,17,opt,name=executors_evicted,json=executorsEvicted,proto3" json:"executors_evicted,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// The validator's circuit relay (DESIGN §11): reservations held and
+	// relayed connections open now, how many were granted since start and
+	// how many refused (limits reached), and the bytes relayed (both
+	// directions). All zero with the relay service off.
+	RelayReservations      uint64 `protobuf:"varint,18,opt,name=relay_reservations,json=relayReservations,proto3" json:"relay_reservations,omitempty"`
+	RelayCircuits          uint64 `protobuf:"varint,19,opt,name=relay_circuits,json=relayCircuits,proto3" json:"relay_circuits,omitempty"`
+	RelayReservationsTotal uint64 `protobuf:"varint,20,opt,name=relay_reservations_total,json=relayReservationsTotal,proto3" json:"relay_reservations_total,omitempty"`
+	RelayCircuitsTotal     uint64 `protobuf:"varint,21,opt,name=relay_circuits_total,json=relayCircuitsTotal,proto3" json:"relay_circuits_total,omitempty"`
+	RelayRefused           uint64 `protobuf:"varint,22,opt,name=relay_refused,json=relayRefused,proto3" json:"relay_refused,omitempty"`
+	RelayBytes             uint64 `protobuf:"varint,23,opt,name=relay_bytes,json=relayBytes,proto3" json:"relay_bytes,omitempty"`
+	unknownFields          protoimpl.UnknownFields
+	sizeCache              protoimpl.SizeCache
 }
 
 func (x *Statistics) Reset() {
@@ -2050,6 +2060,48 @@ func (x *Statistics) GetUnverified() uint64 {
 func (x *Statistics) GetExecutorsEvicted() uint64 {
 	if x != nil {
 		return x.ExecutorsEvicted
+	}
+	return 0
+}
+
+func (x *Statistics) GetRelayReservations() uint64 {
+	if x != nil {
+		return x.RelayReservations
+	}
+	return 0
+}
+
+func (x *Statistics) GetRelayCircuits() uint64 {
+	if x != nil {
+		return x.RelayCircuits
+	}
+	return 0
+}
+
+func (x *Statistics) GetRelayReservationsTotal() uint64 {
+	if x != nil {
+		return x.RelayReservationsTotal
+	}
+	return 0
+}
+
+func (x *Statistics) GetRelayCircuitsTotal() uint64 {
+	if x != nil {
+		return x.RelayCircuitsTotal
+	}
+	return 0
+}
+
+func (x *Statistics) GetRelayRefused() uint64 {
+	if x != nil {
+		return x.RelayRefused
+	}
+	return 0
+}
+
+func (x *Statistics) GetRelayBytes() uint64 {
+	if x != nil {
+		return x.RelayBytes
 	}
 	return 0
 }
@@ -3299,7 +3351,7 @@ const file_lloom_proto_rawDesc = "" +
 	"\tbest_load\x18\a \x01(\v2\x13.lloom.v1.ModelLoadR\bbestLoad\"v\n" +
 	"\tModelList\x12.\n" +
 	"\x06models\x18\x01 \x03(\v2\x16.lloom.v1.ModelSummaryR\x06models\x129\n" +
-	"\texecutors\x18\x02 \x03(\v2\x17.lloom.v1.ExecutorEntryB\x02\x18\x01R\texecutors\"\x9d\x05\n" +
+	"\texecutors\x18\x02 \x03(\v2\x17.lloom.v1.ExecutorEntryB\x02\x18\x01R\texecutors\"\xa5\a\n" +
 	"\n" +
 	"Statistics\x12\x1c\n" +
 	"\texecutors\x18\x01 \x01(\x04R\texecutors\x12\x18\n" +
@@ -3323,7 +3375,14 @@ const file_lloom_proto_rawDesc = "" +
 	"\n" +
 	"unverified\x18\x10 \x01(\x04R\n" +
 	"unverified\x12+\n" +
-	"\x11executors_evicted\x18\x11 \x01(\x04R\x10executorsEvicted\"\x97\x01\n" +
+	"\x11executors_evicted\x18\x11 \x01(\x04R\x10executorsEvicted\x12-\n" +
+	"\x12relay_reservations\x18\x12 \x01(\x04R\x11relayReservations\x12%\n" +
+	"\x0erelay_circuits\x18\x13 \x01(\x04R\rrelayCircuits\x128\n" +
+	"\x18relay_reservations_total\x18\x14 \x01(\x04R\x16relayReservationsTotal\x120\n" +
+	"\x14relay_circuits_total\x18\x15 \x01(\x04R\x12relayCircuitsTotal\x12#\n" +
+	"\rrelay_refused\x18\x16 \x01(\x04R\frelayRefused\x12\x1f\n" +
+	"\vrelay_bytes\x18\x17 \x01(\x04R\n" +
+	"relayBytes\"\x97\x01\n" +
 	"\fWatchRequest\x12#\n" +
 	"\rafter_version\x18\x01 \x01(\x04R\fafterVersion\x12\x19\n" +
 	"\bmodel_id\x18\x02 \x01(\tR\amodelId\x12-\n" +

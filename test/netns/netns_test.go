@@ -23,16 +23,37 @@ import (
 	"github.com/lloom/lloom/pkg/backend/backendtest"
 )
 
-// TestBackendHelper is the fake OpenAI-compatible backend, run by the
-// tests inside a namespace (re-executing this test binary).
-func TestBackendHelper(t *testing.T) {
-	model := os.Getenv("LLOOM_NETNS_BACKEND")
-	if model == "" {
-		t.Skip("helper process only")
+// TestMain doubles as the fake OpenAI-compatible backend that the tests
+// start inside a namespace (re-executing this test binary with
+// LLOOM_NETNS_BACKEND set): it serves until its standard input closes.
+func TestMain(m *testing.M) {
+	if model := os.Getenv("LLOOM_NETNS_BACKEND"); model != "" {
+		h := &helperTB{}
+		f := backendtest.New(h, backendtest.WithModels(model))
+		fmt.Println(f.URL())
+		_, _ = bufio.NewReader(os.Stdin).ReadString('\n') // until the test closes stdin
+		h.cleanup()
+		os.Exit(0)
 	}
-	f := backendtest.New(t, backendtest.WithModels(model))
-	fmt.Println(f.URL())
-	_, _ = bufio.NewReader(os.Stdin).ReadString('\n') // until the test closes stdin
+	os.Exit(m.Run())
+}
+
+// helperTB is the little of testing.TB that backendtest.New uses, for the
+// backend process, which runs no test.
+type helperTB struct {
+	testing.TB // nil: any other method would panic, and none is called
+	cleanups   []func()
+}
+
+func (h *helperTB) Helper()                   {}
+func (h *helperTB) Cleanup(f func())          { h.cleanups = append(h.cleanups, f) }
+func (h *helperTB) Fatalf(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...); os.Exit(1) }
+func (h *helperTB) Errorf(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) }
+func (h *helperTB) Logf(f string, a ...any)   {}
+func (h *helperTB) cleanup() {
+	for i := len(h.cleanups) - 1; i >= 0; i-- {
+		h.cleanups[i]()
+	}
 }
 
 type proc struct {
@@ -85,7 +106,7 @@ func tail(s string, n int) string {
 func bin(t *testing.T) string {
 	b := os.Getenv("LLOOM_BIN")
 	if b == "" {
-		t.Skip("LLOOM_BIN not set (make test-netns sets it)")
+		t.Fatal("LLOOM_BIN not set: run make test-netns, which builds the binary and sets it")
 	}
 	return b
 }
@@ -94,7 +115,7 @@ func bin(t *testing.T) string {
 func backend(t *testing.T, ns, model string) string {
 	t.Helper()
 	self, _ := os.Executable()
-	cmd := exec.Command("ip", "netns", "exec", ns, "env", "LLOOM_NETNS_BACKEND="+model, self, "-test.run", "^TestBackendHelper$")
+	cmd := exec.Command("ip", "netns", "exec", ns, "env", "LLOOM_NETNS_BACKEND="+model, self)
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
@@ -174,6 +195,39 @@ func chat(t *testing.T, ns, model string, validators ...string) (chatOut, error)
 	return c, nil
 }
 
+// relayBytes is the sum of the validators' relay_bytes (lloom client stats).
+func relayBytes(t *testing.T, ns string, validators ...string) uint64 {
+	t.Helper()
+	out, err := exec.Command("ip", "netns", "exec", ns, "env", "LLOOM_HOME="+t.TempDir(),
+		bin(t), "client", "stats", "--json", "--validator", strings.Join(validators, ",")).Output()
+	if err != nil {
+		t.Fatalf("client stats in %s: %v\n%s", ns, err, out)
+	}
+	var st struct {
+		Validators []struct {
+			RelayBytes uint64 `json:"relay_bytes"`
+		} `json:"validators"`
+	}
+	if err := json.Unmarshal(out, &st); err != nil || len(st.Validators) != len(validators) {
+		t.Fatalf("client stats in %s: %v\n%s", ns, err, out)
+	}
+	var n uint64
+	for _, v := range st.Validators {
+		n += v.RelayBytes
+	}
+	return n
+}
+
+// nftIn loads nftables rules into ns (a namespace the test made).
+func nftIn(t *testing.T, ns, rules string) {
+	t.Helper()
+	cmd := exec.Command("ip", "netns", "exec", ns, "nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(rules)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("nft in %s: %v\n%s", ns, err, out)
+	}
+}
+
 // report collects the figures for docs/PERFORMANCE.md.
 func report(t *testing.T, format string, args ...any) {
 	line := fmt.Sprintf(format, args...)
@@ -243,30 +297,77 @@ func TestReachThroughNAT(t *testing.T) {
 	}
 	report(t, "home1 client -> home2 executor: connection %s, punch %s, TTFT %d ms", c.Connection, c.Punch, c.TTFTMs)
 
-	// Punch statistics over several fresh clients (each a new process).
-	tried, direct := 0, 0
-	var ttftDirect, ttftRelayed []int64
+	// Relay bytes per request: the validators' relay counters around one
+	// chat that a punch upgraded, and around one that stays relayed
+	// because the public client's packets to home 1 are dropped (only
+	// its traffic through the relays passes).
+	before := relayBytes(t, cns, va, vb)
+	c, err = chat(t, cns, "home1-model", va)
+	if err != nil {
+		t.Fatalf("public client -> home1 executor: %v", err)
+	}
+	punched := relayBytes(t, cns, va, vb) - before
+	nftIn(t, cns, `table inet lloomblock { chain egress { type filter hook output priority 0; ip daddr 1.2.3.101 drop; }; }`)
+	before = relayBytes(t, cns, va, vb)
+	rc, err := chat(t, cns, "home1-model", va)
+	if err != nil {
+		t.Fatalf("public client -> home1 executor, direct path blocked: %v", err)
+	}
+	relayed := relayBytes(t, cns, va, vb) - before
+	tp.in(cns, "nft", "delete", "table", "inet", "lloomblock")
+	if rc.Connection != "relayed" {
+		t.Errorf("with the direct path blocked the chat ran %s", rc.Connection)
+	}
+	report(t, "relay bytes per request (8-token answer): %d with the direct path blocked (connection %s, punch %s, TTFT %d ms); %d when a punch upgraded it (connection %s)",
+		relayed, rc.Connection, rc.Punch, rc.TTFTMs, punched, c.Connection)
+
+	// Punch statistics over several fresh clients (each a new process), by
+	// path: public -> home, home -> the other home, and home -> the same
+	// home (a LAN address, no punch needed).
+	type tally struct {
+		chats, tried, succeeded, direct int
+		ttftDirect, ttftRelayed         []int64
+	}
+	paths := map[string]*tally{"public->home": {}, "home->other home": {}, "home->same home": {}}
 	for i := 0; i < 4; i++ {
 		for _, m := range []string{"home1-model", "home2-model"} {
 			for _, ns := range []string{cns, h1} {
+				path := "public->home"
+				if ns == h1 && m == "home1-model" {
+					path = "home->same home"
+				} else if ns == h1 {
+					path = "home->other home"
+				}
+				tl := paths[path]
+				tl.chats++
 				c, err := chat(t, ns, m, va)
 				if err != nil {
 					t.Logf("chat %s from %s: %v", m, ns, err)
 					continue
 				}
 				if c.Punch == "succeeded" || c.Punch == "failed" {
-					tried++
+					tl.tried++
+				}
+				if c.Punch == "succeeded" {
+					tl.succeeded++
 				}
 				if c.Connection == "direct" {
-					direct++
-					ttftDirect = append(ttftDirect, c.TTFTMs)
+					tl.direct++
+					tl.ttftDirect = append(tl.ttftDirect, c.TTFTMs)
 				} else {
-					ttftRelayed = append(ttftRelayed, c.TTFTMs)
+					tl.ttftRelayed = append(tl.ttftRelayed, c.TTFTMs)
 				}
 			}
 		}
 	}
-	report(t, "hole punches: %d tried, %d chats direct of 16; TTFT direct %v ms, relayed %v ms", tried, direct, ttftDirect, ttftRelayed)
+	for _, path := range []string{"public->home", "home->other home", "home->same home"} {
+		tl := paths[path]
+		report(t, "hole punches %s: %d of %d tried succeeded; %d of %d chats direct; TTFT direct %v ms, relayed %v ms",
+			path, tl.succeeded, tl.tried, tl.direct, tl.chats, tl.ttftDirect, tl.ttftRelayed)
+	}
+	if tl := paths["home->other home"]; tl.succeeded == 0 {
+		t.Errorf("no home->home hole punch succeeded (%d tried)", tl.tried)
+	}
 
 	// Validator A killed: everything keeps working through B.
 	_ = vaProc.cmd.Process.Kill()

@@ -22,7 +22,7 @@ type topo struct {
 func newTopo(t *testing.T) *topo {
 	t.Helper()
 	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("no ip command (iproute2)")
+		t.Fatal("no ip command: install iproute2 (CI does)")
 	}
 	if _, err := exec.LookPath("nft"); err != nil {
 		t.Fatal("no nft command: install nftables (CI does)")
