@@ -4,7 +4,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"os"
 	"regexp"
 	"sort"
 	"strings"
@@ -18,19 +17,6 @@ import (
 )
 
 var executorProfile = flag.String("executorprofile", "", "BenchmarkInferenceConcurrent: write the executor process's CPU profile to this file")
-
-// TestInferenceExecutorProcess is not a test: it is the executor process
-// BenchmarkInferenceConcurrent starts (the test binary run again with
-// ExecutorEnv set), so that the executor's CPU time and heap are its
-// process's alone. Run directly, it skips.
-func TestInferenceExecutorProcess(t *testing.T) {
-	if os.Getenv(ExecutorEnv) == "" {
-		t.Skip("the executor process of BenchmarkInferenceConcurrent; runs only when the benchmark starts it")
-	}
-	if err := RunExecutorProcess(os.Stdin, os.Stdout); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // Concurrent streams: each answer is concurrentTokens tokens with
 // concurrentGap between them (a model writing 20 tokens per second), so

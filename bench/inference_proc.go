@@ -23,9 +23,8 @@ import (
 	"github.com/lloom/lloom/protocol/pb"
 )
 
-// ExecutorEnv names the environment variable that makes the test binary's
-// TestInferenceExecutorProcess run an executor for the parent instead of
-// skipping.
+// ExecutorEnv names the environment variable that makes the test binary
+// (its TestMain) run an executor for the parent instead of the tests.
 const ExecutorEnv = "LLOOM_BENCH_EXECUTOR"
 
 // ExecutorSetup is the first line the parent writes to an executor
@@ -165,13 +164,13 @@ type ExecutorProcess struct {
 }
 
 // StartExecutorProcess starts the running test binary again as an
-// executor (its TestInferenceExecutorProcess) set up as s.
+// executor (its TestMain) set up as s.
 func StartExecutorProcess(s ExecutorSetup) (*ExecutorProcess, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(self, "-test.run=^TestInferenceExecutorProcess$")
+	cmd := exec.Command(self, "-test.run=^$")
 	cmd.Env = append(os.Environ(), ExecutorEnv+"=1")
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()

@@ -38,6 +38,14 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
+	if os.Getenv(ExecutorEnv) != "" {
+		// The executor process of BenchmarkInferenceConcurrent.
+		if err := RunExecutorProcess(os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "executor:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	if os.Getenv(ChildEnv) == "gen" {
 		if err := RunGenerator(os.Stdin, os.Stdout); err != nil {
 			fmt.Fprintln(os.Stderr, "generator:", err)
