@@ -312,9 +312,11 @@ func (c *catalog) discoveredLocked(listed []backend.Model, err error) ([]*pb.Mod
 		return nil, false
 	}
 	var ids []string
+	contexts := map[string]uint32{}
 	for _, m := range listed {
 		if lp.ValidModelID(m.ID) && len(ids) < lp.MaxModels {
 			ids = append(ids, m.ID)
+			contexts[m.ID] = m.ContextLength
 		}
 	}
 	slices.Sort(ids)
@@ -331,6 +333,9 @@ func (c *catalog) discoveredLocked(listed []backend.Model, err error) ([]*pb.Mod
 	for _, id := range ids {
 		d := proto.Clone(c.cfg.DiscoverTemplate).(*pb.ModelDescriptor)
 		d.ModelId = id
+		if n := contexts[id]; n > 0 && d.GetMaxContextLength() == 0 {
+			d.MaxContextLength = n // as the backend says (vLLM does)
+		}
 		out = append(out, d)
 	}
 	c.cfg.Logger.Info().Strs("models", ids).Str("backend", c.cfg.Backend.URL).Msg("Backend's model list changed")

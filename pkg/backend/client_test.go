@@ -69,6 +69,9 @@ func TestModelsOddLists(t *testing.T) {
 	}{
 		{"empty ids skipped", `{"object":"list","data":[{"id":""},{"id":"a","owned_by":"me"}]}`, []backend.Model{{ID: "a", OwnedBy: "me"}}, false},
 		{"null data", `{"object":"list","data":null}`, []backend.Model{}, false},
+		{"vLLM's max_model_len is the context length", `{"object":"list","data":[{"id":"m","max_model_len":32768}]}`, []backend.Model{{ID: "m", ContextLength: 32768}}, false},
+		{"context_length and max_context_length are read too", `{"data":[{"id":"a","context_length":4096},{"id":"b","max_context_length":8192}]}`, []backend.Model{{ID: "a", ContextLength: 4096}, {ID: "b", ContextLength: 8192}}, false},
+		{"a context length that is no whole uint32 is unknown", `{"data":[{"id":"a","max_model_len":-1},{"id":"b","max_model_len":1.5},{"id":"c","max_model_len":1e12}]}`, []backend.Model{{ID: "a"}, {ID: "b"}, {ID: "c"}}, false},
 		{"not JSON", `<html>`, nil, true},
 	}
 	for _, tt := range tests {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 )
 
@@ -15,6 +16,10 @@ const maxModelsBody = 4 << 20
 type Model struct {
 	ID      string // the name to put in Request.Model
 	OwnedBy string // "library", "organization-owner", ...; may be empty
+	// ContextLength is the context window when the backend says it (vLLM's
+	// max_model_len, or a context_length / max_context_length field as
+	// some servers add); 0 when it does not. OpenAI and Ollama do not.
+	ContextLength uint32
 }
 
 // Models lists the backend's models (GET {base}/models) in the order the
@@ -41,8 +46,11 @@ func (c *Client) Models(ctx context.Context) ([]Model, error) {
 func decodeModels(body []byte) ([]Model, error) {
 	var list struct {
 		Data []struct {
-			ID      string `json:"id"`
-			OwnedBy string `json:"owned_by"`
+			ID               string  `json:"id"`
+			OwnedBy          string  `json:"owned_by"`
+			MaxModelLen      float64 `json:"max_model_len"`
+			ContextLength    float64 `json:"context_length"`
+			MaxContextLength float64 `json:"max_context_length"`
 		} `json:"data"`
 	}
 	if err := json.Unmarshal(body, &list); err != nil {
@@ -51,8 +59,20 @@ func decodeModels(body []byte) ([]Model, error) {
 	models := make([]Model, 0, len(list.Data))
 	for _, m := range list.Data {
 		if m.ID != "" {
-			models = append(models, Model{ID: m.ID, OwnedBy: m.OwnedBy})
+			models = append(models, Model{ID: m.ID, OwnedBy: m.OwnedBy,
+				ContextLength: contextLength(m.MaxModelLen, m.ContextLength, m.MaxContextLength)})
 		}
 	}
 	return models, nil
+}
+
+// contextLength is the first of the values that is a whole number of
+// tokens in uint32's range, or 0.
+func contextLength(vs ...float64) uint32 {
+	for _, v := range vs {
+		if v >= 1 && v <= math.MaxUint32 && v == math.Trunc(v) {
+			return uint32(v)
+		}
+	}
+	return 0
 }
