@@ -92,6 +92,9 @@ bench-full:
 	LLOOM_OLLAMA_BIN="$$(scripts/ollama-test-engine.sh build)" && export LLOOM_OLLAMA_BIN && \
 	$(BENCH_FULL) -bench 'InferenceOllama' -benchtime 50x -args -full
 	$(BENCH_FULL) -bench 'RealConnections' -benchtime 1x -args -full
+	$(BENCH_FULL) -bench 'GatewayTTFT' -benchtime 2000x
+	$(BENCH_FULL) -bench 'GatewayRate' -benchtime 5x -args -full
+	$(BENCH_FULL) -bench 'GatewayStreams' -benchtime 5x -args -full
 
 # CI only checks that the benchmarks build and run.
 bench-smoke:

@@ -25,10 +25,11 @@ func ChatBody(model string, maxTokens int, stream bool) string {
 	return fmt.Sprintf(`{"model":%q,"messages":[{"role":"user","content":"hello"}],"max_tokens":%d%s}`, model, maxTokens, opts)
 }
 
-// NewHTTPClient is a keep-alive HTTP client for up to conns connections
-// to one server at once, every one of them kept when idle.
+// NewHTTPClient is a keep-alive HTTP client that keeps up to conns idle
+// connections to each server (and no bound over all servers, so that
+// requests to two servers in turn do not evict each other's connection).
 func NewHTTPClient(conns int) *http.Client {
-	return &http.Client{Transport: &http.Transport{MaxIdleConns: conns, MaxIdleConnsPerHost: conns,
+	return &http.Client{Transport: &http.Transport{MaxIdleConns: 0, MaxIdleConnsPerHost: conns,
 		IdleConnTimeout: 5 * time.Minute, DisableCompression: true}}
 }
 

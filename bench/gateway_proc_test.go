@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -20,17 +21,36 @@ import (
 	"github.com/lloom/lloom/protocol/pb"
 )
 
-// TestGatewayNetProcess is not a test: it is the network process the
-// gateway benchmarks start (the test binary run again with NetEnv set):
-// a validator, executors and their fake backend, and the HTTP clients
-// that load the gateway, which runs in the parent alone. Run directly, it
-// skips.
+// TestGatewayNetProcess is the network process the gateway benchmarks
+// start (the test binary run again with NetEnv set): a validator,
+// executors and their fake backend, and the HTTP clients that load the
+// gateway, which runs in the parent alone. Run as a test, it checks its
+// own protocol in-process: a setup, one operation, close.
 func TestGatewayNetProcess(t *testing.T) {
-	if os.Getenv(NetEnv) == "" {
-		t.Skip("the network process of the gateway benchmarks; runs only when a benchmark starts it")
+	if os.Getenv(NetEnv) != "" {
+		if err := runNetProcess(t, os.Stdin, os.Stdout); err != nil {
+			t.Fatal(err)
+		}
+		return
 	}
-	if err := runNetProcess(t, os.Stdin, os.Stdout); err != nil {
+	var in bytes.Buffer
+	enc := json.NewEncoder(&in)
+	for _, m := range []any{NetSetup{Executors: 1, Capacity: 2}, NetOp{Op: "cpu"}, NetOp{Op: "close"}} {
+		if err := enc.Encode(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out bytes.Buffer
+	if err := runNetProcess(t, &in, &out); err != nil {
 		t.Fatal(err)
+	}
+	dec := json.NewDecoder(&out)
+	var setup, cpu NetReply
+	if err := dec.Decode(&setup); err != nil || setup.Validator == "" || setup.Err != "" {
+		t.Fatalf("setup answered %+v (%v), want the validator's address", setup, err)
+	}
+	if err := dec.Decode(&cpu); err != nil || cpu.CPU <= 0 || cpu.Err != "" {
+		t.Fatalf("cpu answered %+v (%v), want the process's CPU time", cpu, err)
 	}
 }
 

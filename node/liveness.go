@@ -2,11 +2,13 @@ package node
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
 )
@@ -49,18 +51,39 @@ func WatchPeer(ctx context.Context, h host.Host, p peer.ID, interval, timeout ti
 				if !answered && unsupported(r.Error) {
 					return
 				}
+				if errors.Is(r.Error, network.ErrResourceLimitExceeded) {
+					// Our side could not open a ping stream (go-libp2p
+					// allows a peer only a few): that says nothing of the
+					// peer. Try again after an interval.
+					if !sleep(ctx, interval) {
+						return
+					}
+					results = ping.Ping(ctx, h, p)
+					t.Reset(timeout)
+					continue
+				}
 				gone(r.Error)
 				return
 			}
 			answered = true
 		}
 		// The next ping goes out now, answered while we wait.
-		select {
-		case <-ctx.Done():
+		if !sleep(ctx, interval) {
 			return
-		case <-time.After(interval):
 		}
 		t.Reset(timeout)
+	}
+}
+
+// sleep waits d, or less when ctx ends first (then it reports false).
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }
 
@@ -82,6 +105,7 @@ type Watcher struct {
 type watch struct {
 	cancel context.CancelFunc
 	subs   map[uint64]func(error) // guarded by Watcher.mu; nil once the peer is gone
+	linger *time.Timer            // guarded by Watcher.mu: ends an unwatched loop
 }
 
 // NewWatcher returns a Watcher pinging through h.
@@ -96,6 +120,10 @@ func (w *Watcher) Watch(p peer.ID, gone func(error)) (stop func()) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	pw := w.peers[p]
+	if pw != nil && pw.linger != nil {
+		pw.linger.Stop() // watched again before the loop ended: keep it
+		pw.linger = nil
+	}
 	if pw == nil {
 		ctx, cancel := context.WithCancel(context.Background())
 		pw = &watch{cancel: cancel, subs: map[uint64]func(error){}}
@@ -125,14 +153,25 @@ func (w *Watcher) lost(p peer.ID, pw *watch, err error) {
 	}
 }
 
+// unsubscribe ends a request's watch. The peer's loop outlives its last
+// watcher by one ping timeout: requests that follow each other closely
+// then share it, instead of each opening a ping stream while the last
+// one's is still being released — go-libp2p refuses that over its limit.
 func (w *Watcher) unsubscribe(p peer.ID, pw *watch, id uint64) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	delete(pw.subs, id)
-	if len(pw.subs) == 0 && w.peers[p] == pw {
-		delete(w.peers, p)
-		pw.cancel()
+	if len(pw.subs) > 0 || w.peers[p] != pw || pw.linger != nil {
+		return
 	}
+	pw.linger = time.AfterFunc(w.timeout, func() {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if len(pw.subs) == 0 && w.peers[p] == pw {
+			delete(w.peers, p)
+			pw.cancel()
+		}
+	})
 }
 
 type pingError string
