@@ -1,11 +1,9 @@
 package bench
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"os/exec"
 	"time"
 )
@@ -69,25 +67,11 @@ type NetProcess struct {
 // StartNetProcess starts the running test binary again as the network
 // behind a gateway (its TestGatewayNetProcess), set up as s.
 func StartNetProcess(s NetSetup) (*NetProcess, error) {
-	self, err := os.Executable()
+	cmd, in, out, err := startSelf("^TestGatewayNetProcess$", NetEnv+"=1")
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(self, "-test.run=^TestGatewayNetProcess$")
-	cmd.Env = append(os.Environ(), NetEnv+"=1")
-	cmd.Stderr = os.Stderr
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		return nil, err
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	p := &NetProcess{cmd: cmd, in: in, out: json.NewDecoder(bufio.NewReader(out))}
+	p := &NetProcess{cmd: cmd, in: in, out: out}
 	if err := p.write(s); err != nil {
 		p.Close()
 		return nil, err

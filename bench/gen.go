@@ -1,11 +1,9 @@
 package bench
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"os/exec"
 	"sync"
 	"time"
@@ -88,25 +86,11 @@ type Generator struct {
 
 // StartGenerator starts the running test binary again as a load generator.
 func StartGenerator() (*Generator, error) {
-	self, err := os.Executable()
+	cmd, in, out, err := startSelf("^$", ChildEnv+"=gen")
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(self, "-test.run=^$")
-	cmd.Env = append(os.Environ(), ChildEnv+"=gen")
-	cmd.Stderr = os.Stderr
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		return nil, err
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	return &Generator{cmd: cmd, in: in, out: json.NewDecoder(bufio.NewReader(out)), stop: make(chan struct{})}, nil
+	return &Generator{cmd: cmd, in: in, out: out, stop: make(chan struct{})}, nil
 }
 
 func (g *Generator) send(r Request) error {

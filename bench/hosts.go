@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"os/exec"
 	"sync"
 	"sync/atomic"
@@ -195,25 +194,11 @@ type HostsProc struct {
 
 // StartHosts starts the running test binary again as a hosts process.
 func StartHosts() (*HostsProc, error) {
-	self, err := os.Executable()
+	cmd, in, out, err := startSelf("^$", ChildEnv+"=hosts")
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(self, "-test.run=^$")
-	cmd.Env = append(os.Environ(), ChildEnv+"=hosts")
-	cmd.Stderr = os.Stderr
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		return nil, err
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	return &HostsProc{cmd: cmd, in: in, out: json.NewDecoder(bufio.NewReader(out))}, nil
+	return &HostsProc{cmd: cmd, in: in, out: out}, nil
 }
 
 // Do sends a request and waits for its reply.

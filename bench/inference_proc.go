@@ -166,25 +166,11 @@ type ExecutorProcess struct {
 // StartExecutorProcess starts the running test binary again as an
 // executor (its TestMain) set up as s.
 func StartExecutorProcess(s ExecutorSetup) (*ExecutorProcess, error) {
-	self, err := os.Executable()
+	cmd, in, out, err := startSelf("^$", ExecutorEnv+"=1")
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(self, "-test.run=^$")
-	cmd.Env = append(os.Environ(), ExecutorEnv+"=1")
-	cmd.Stderr = os.Stderr
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		return nil, err
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	p := &ExecutorProcess{cmd: cmd, in: in, out: json.NewDecoder(bufio.NewReader(out))}
+	p := &ExecutorProcess{cmd: cmd, in: in, out: out}
 	b, _ := json.Marshal(s)
 	if _, err := in.Write(append(b, '\n')); err != nil {
 		p.Close()
