@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/lloom/lloom/node/client"
+	"github.com/lloom/lloom/pkg/feed"
 	lp "github.com/lloom/lloom/protocol"
 	"github.com/lloom/lloom/protocol/pb"
 )
@@ -137,34 +138,9 @@ func statsJSON(res *client.StatsResult) map[string]any {
 	return out
 }
 
-func statsFields(s *pb.Statistics) map[string]any {
-	return map[string]any{
-		"executors":              s.GetExecutors(),
-		"healthy":                s.GetHealthy(),
-		"overloaded":             s.GetOverloaded(),
-		"stale":                  s.GetStale(),
-		"models":                 s.GetModels(),
-		"announcements_accepted": s.GetAnnouncementsAccepted(),
-		"heartbeats_accepted":    s.GetHeartbeatsAccepted(),
-		"messages_rejected":      s.GetMessagesRejected(),
-		"messages_ignored":       s.GetMessagesIgnored(),
-		"messages_dropped":       s.GetMessagesDropped(),
-		"uptime_seconds":         s.GetUptimeSeconds(),
-		"executors_removed":      s.GetExecutorsRemoved(),
-		"announcements_pulled":   s.GetAnnouncementsPulled(),
-		"queries_served":         s.GetQueriesServed(),
-		"max_executors":          s.GetMaxExecutors(),
-		"unverified":             s.GetUnverified(),
-		"executors_evicted":      s.GetExecutorsEvicted(),
-		// The validator's circuit relay (DESIGN §11).
-		"relay_reservations":       s.GetRelayReservations(),
-		"relay_circuits":           s.GetRelayCircuits(),
-		"relay_reservations_total": s.GetRelayReservationsTotal(),
-		"relay_circuits_total":     s.GetRelayCircuitsTotal(),
-		"relay_refused":            s.GetRelayRefused(),
-		"relay_bytes":              s.GetRelayBytes(),
-	}
-}
+// statsFields is a validator's statistics as JSON, the same names as
+// the validator's HTTP API.
+func statsFields(s *pb.Statistics) map[string]any { return feed.Stats(s) }
 
 func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)

@@ -173,5 +173,12 @@ func Stats(s *pb.Statistics) map[string]any {
 		"max_executors":          s.GetMaxExecutors(),
 		"unverified":             s.GetUnverified(),
 		"executors_evicted":      s.GetExecutorsEvicted(),
+		// The validator's circuit relay (DESIGN §11).
+		"relay_reservations":       s.GetRelayReservations(),
+		"relay_circuits":           s.GetRelayCircuits(),
+		"relay_reservations_total": s.GetRelayReservationsTotal(),
+		"relay_circuits_total":     s.GetRelayCircuitsTotal(),
+		"relay_refused":            s.GetRelayRefused(),
+		"relay_bytes":              s.GetRelayBytes(),
 	}
 }
