@@ -60,11 +60,19 @@ test('the dashboard shows the executors live, and one turning stale when it is k
   // The overloaded one (2 + 1 of 2) says so; the models table counts by status.
   await waitInPage(b.page, 'executor b is shown overloaded', (id) =>
     document.querySelector(`tr[data-peer="${id}"]`)?.dataset.status === 'overloaded' || 'not yet', ids[1]);
+  await waitInPage(b.page, 'the models table counts llama3.2:3b as 3 executors, 2 healthy, 1 overloaded', () => {
+    const r = document.querySelector('#models tbody tr');
+    const got = r ? [...r.cells].slice(1, 5).map((c) => c.textContent).join(',') : '';
+    return got === '3,2,1,0' || got;
+  });
   const models = await b.page.$$eval('#models tbody tr', (rows) => rows.map((r) => [...r.cells].map((c) => c.textContent)));
   assert.deepEqual(models.map((r) => r[0]), ['llama3.2:3b', 'mistral:7b', 'qwen2.5-coder:7b'], 'the models table lists every model');
   assert.deepEqual(models[0].slice(1, 5), ['3', '2', '1', '0'], 'llama3.2:3b: 3 executors, 2 healthy, 1 overloaded, 0 stale');
+  // Its load (1 active of 4) reaches the validator with a heartbeat, maybe
+  // after the page first drew the row: wait for the live update.
+  await waitInPage(b.page, "executor a's row shows the model's load, 1 + 0 / 4", (id) =>
+    /1 \+ 0 \/ 4/.test(document.querySelector(`tr[data-peer="${id}"]`)?.textContent ?? '') || 'not yet', ids[0]);
   const cells = await b.page.$eval(`tr[data-peer="${ids[0]}"]`, (r) => r.textContent);
-  assert.match(cells, /1 \+ 0 \/ 4/, 'the executor row shows the model\'s load');
   assert.match(cells, /1000 \/ 2000/, 'the executor row shows the model\'s price');
   assert.match(cells, /s ago/, 'the executor row shows when it was last seen');
   assert.equal(await b.page.$eval('#cards [data-key="executors"] dd', (e) => e.textContent), '3', 'the validator\'s own figures count 3 executors');
