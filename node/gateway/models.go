@@ -54,9 +54,39 @@ type modelCountsJS struct {
 	Overloaded int `json:"overloaded"`
 }
 
+// feedSettle is how long the cache lets a burst of changes settle before
+// it reads the list again; it bounds the refreshes the feed can cause.
+const feedSettle = 250 * time.Millisecond
+
+// run keeps the list fresh: a validator's change feed (executors added,
+// removed, stale, recovered, re-announced) asks for a refresh within
+// feedSettle, and the list is read every m.every anyway, for load changes
+// and in case the feed is down (a validator without one is polled only).
 func (m *modelCache) run(ctx context.Context) {
 	m.running.Store(true)
 	defer m.running.Store(false)
+	changed := make(chan struct{}, 1)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	wg.Go(func() {
+		err := m.c.Watch(ctx, client.WatchOptions{}, func(_ int, ev *pb.WatchEvent) error {
+			switch ev.GetKind() {
+			case pb.WatchEventKind_WATCH_EVENT_KIND_ADDED, pb.WatchEventKind_WATCH_EVENT_KIND_UPDATED,
+				pb.WatchEventKind_WATCH_EVENT_KIND_STALE, pb.WatchEventKind_WATCH_EVENT_KIND_RECOVERED,
+				pb.WatchEventKind_WATCH_EVENT_KIND_REMOVED:
+				select {
+				case changed <- struct{}{}:
+				default:
+				}
+			}
+			return nil
+		})
+		if err != nil && ctx.Err() == nil {
+			m.log.Info().Err(err).Msg("No change feed; the model list is read every few seconds only")
+		}
+	})
 	t := time.NewTicker(m.every)
 	defer t.Stop()
 	for {
@@ -65,7 +95,26 @@ func (m *modelCache) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-changed:
+			if !sleepCtx(ctx, feedSettle) {
+				return
+			}
+			select { // changes during the pause are covered by this refresh
+			case <-changed:
+			default:
+			}
 		}
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }
 

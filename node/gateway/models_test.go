@@ -119,3 +119,21 @@ func TestHandlerServedWithoutRun(t *testing.T) {
 		t.Errorf("chat through Handler: %d %s", resp.StatusCode, body)
 	}
 }
+
+// The model list follows the validator's change feed: with a refresh
+// period of an hour, a model whose executor joins appears, and one whose
+// executor withdraws goes, within seconds.
+func TestModelsFollowTheChangeFeed(t *testing.T) {
+	v := startValidator(t, nil)
+	g := startGateway(t, v, func(c *gateway.Config) { c.ModelsRefresh = time.Hour })
+	g.waitModels(t) // the first read: nothing served yet
+
+	fake := backendtest.New(t, backendtest.WithModels(model))
+	e := serve(t, v, fake, 2, nil)
+	g.waitModels(t, model)
+
+	if err := e.Close(); err != nil { // its REMOVAL reaches the validator
+		t.Fatal(err)
+	}
+	g.waitModels(t)
+}
