@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"time"
 )
 
 // startSelf starts the running test binary again with env set (its
@@ -32,4 +33,19 @@ func startSelf(run, env string) (*exec.Cmd, io.WriteCloser, *json.Decoder, error
 		return nil, nil, nil, err
 	}
 	return cmd, in, json.NewDecoder(bufio.NewReader(out)), nil
+}
+
+// endChild closes a child's standard input (after the caller has asked it
+// to stop) and waits for it to exit, killing it after grace.
+func endChild(cmd *exec.Cmd, in io.Closer, grace time.Duration) error {
+	in.Close()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(grace):
+		_ = cmd.Process.Kill()
+		return <-done
+	}
 }

@@ -116,14 +116,5 @@ func (p *NetProcess) Do(op NetOp) (NetReply, error) {
 // Close stops the process and waits for it.
 func (p *NetProcess) Close() error {
 	_ = p.write(NetOp{Op: "close"})
-	p.in.Close()
-	done := make(chan error, 1)
-	go func() { done <- p.cmd.Wait() }()
-	select {
-	case err := <-done:
-		return err
-	case <-time.After(15 * time.Second):
-		_ = p.cmd.Process.Kill()
-		return <-done
-	}
+	return endChild(p.cmd, p.in, 15*time.Second)
 }

@@ -167,14 +167,5 @@ func (g *Generator) Close() error {
 	close(g.stop)
 	g.wg.Wait()
 	_ = g.send(Request{Op: "close"})
-	g.in.Close()
-	done := make(chan error, 1)
-	go func() { done <- g.cmd.Wait() }()
-	select {
-	case err := <-done:
-		return err
-	case <-time.After(10 * time.Second):
-		_ = g.cmd.Process.Kill()
-		return <-done
-	}
+	return endChild(g.cmd, g.in, 10*time.Second)
 }

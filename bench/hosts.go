@@ -224,14 +224,5 @@ func (p *HostsProc) Do(r HostsRequest) (HostsReply, error) {
 // process to exit.
 func (p *HostsProc) Close() error {
 	_, _ = p.Do(HostsRequest{Op: "close"})
-	p.in.Close()
-	done := make(chan error, 1)
-	go func() { done <- p.cmd.Wait() }()
-	select {
-	case err := <-done:
-		return err
-	case <-time.After(30 * time.Second):
-		_ = p.cmd.Process.Kill()
-		return <-done
-	}
+	return endChild(p.cmd, p.in, 30*time.Second)
 }

@@ -213,14 +213,5 @@ func (p *ExecutorProcess) ask(op string) (ExecutorStats, error) {
 // process.
 func (p *ExecutorProcess) Close() error {
 	_, _ = io.WriteString(p.in, "close\n")
-	p.in.Close()
-	done := make(chan error, 1)
-	go func() { done <- p.cmd.Wait() }()
-	select {
-	case err := <-done:
-		return err
-	case <-time.After(15 * time.Second):
-		_ = p.cmd.Process.Kill()
-		return <-done
-	}
+	return endChild(p.cmd, p.in, 15*time.Second)
 }
