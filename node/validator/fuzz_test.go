@@ -2,13 +2,9 @@ package validator
 
 import (
 	"context"
-	"crypto/rand"
-	"net/netip"
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/crypto"
-	"github.com/libp2p/go-libp2p/core/peer"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/lloom/lloom/pkg/registry"
@@ -26,31 +22,10 @@ func FuzzQueryHandler(f *testing.F) {
 	}
 	now := time.Now()
 	for i := range 3 {
-		key, _, err := crypto.GenerateEd25519Key(rand.Reader)
-		if err != nil {
-			f.Fatal(err)
-		}
-		id, _ := peer.IDFromPrivateKey(key)
-		a := &pb.Announcement{ExecutorId: []byte(id), Seq: uint64(i + 1), Kind: pb.AnnouncementKind_ANNOUNCEMENT_KIND_INITIAL,
-			IssuedAtMs: now.UnixMilli(), ProtocolVersion: lp.Version, Models: []*pb.ModelDescriptor{
-				{ModelId: "m", BackendType: "vllm", Capacity: 2, Available: true, Features: []string{"chat"}},
-				{ModelId: "n", Capacity: 1, Available: i%2 == 0, Pricing: &pb.Pricing{InputTokenPriceWei: "5"}},
-			}}
-		env, err := lp.SealAnnouncement(a, key)
-		if err != nil {
-			f.Fatal(err)
-		}
-		s, err := lp.OpenAnnouncement(env)
-		if err != nil {
-			f.Fatal(err)
-		}
-		if _, err := reg.ApplyAnnouncement(s, now); err != nil {
-			f.Fatal(err)
-		}
-		// Each reached from its own address, as a liveness check would.
-		if _, err := reg.Reached(s, netip.AddrFrom4([4]byte{192, 0, 2, byte(i + 1)}), now); err != nil {
-			f.Fatal(err)
-		}
+		register(f, reg, i, uint64(i+1), []*pb.ModelDescriptor{
+			{ModelId: "m", BackendType: "vllm", Capacity: 2, Available: true, Features: []string{"chat"}},
+			{ModelId: "n", Capacity: 1, Available: i%2 == 0, Pricing: &pb.Pricing{InputTokenPriceWei: "5"}},
+		}, now)
 	}
 	cfg := DefaultConfig()
 	cfg.Now = func() time.Time { return now }

@@ -2,14 +2,11 @@ package validator
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
 	"math"
-	"net/netip"
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"google.golang.org/protobuf/proto"
 
@@ -106,33 +103,13 @@ func testValidator(t *testing.T, n, rate int) *Validator {
 	}
 	now := time.Now()
 	for i := range n {
-		key, _, err := crypto.GenerateEd25519Key(rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		id, _ := peer.IDFromPrivateKey(key)
-		a := &pb.Announcement{ExecutorId: []byte(id), Seq: 1, Kind: pb.AnnouncementKind_ANNOUNCEMENT_KIND_INITIAL,
-			IssuedAtMs: now.UnixMilli(), ProtocolVersion: lp.Version}
+		var models []*pb.ModelDescriptor
 		for k := range lp.MaxModels {
-			a.Models = append(a.Models, &pb.ModelDescriptor{ModelId: fmt.Sprintf("model-%d-%02d", i, k), Capacity: 1, Available: true,
+			models = append(models, &pb.ModelDescriptor{ModelId: fmt.Sprintf("model-%d-%02d", i, k), Capacity: 1, Available: true,
 				BackendType: "vllm", Features: []string{"chat", "completion", "embeddings"}})
 		}
-		a.Models[0].ModelId = "m"
-		env, err := lp.SealAnnouncement(a, key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := lp.OpenAnnouncement(env)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := reg.ApplyAnnouncement(s, now); err != nil {
-			t.Fatal(err)
-		}
-		// Each reached from its own address, as a liveness check would.
-		if _, err := reg.Reached(s, netip.AddrFrom4([4]byte{192, 0, 2, byte(i + 1)}), now); err != nil {
-			t.Fatal(err)
-		}
+		models[0].ModelId = "m"
+		register(t, reg, i, 1, models, now)
 	}
 	cfg := DefaultConfig()
 	cfg.Now = func() time.Time { return now }
