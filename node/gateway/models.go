@@ -73,7 +73,8 @@ func (m *modelCache) run(ctx context.Context) {
 	wg.Go(func() {
 		err := m.c.Watch(ctx, client.WatchOptions{}, func(_ int, ev *pb.WatchEvent) error {
 			switch ev.GetKind() {
-			case pb.WatchEventKind_WATCH_EVENT_KIND_ADDED, pb.WatchEventKind_WATCH_EVENT_KIND_UPDATED,
+			case pb.WatchEventKind_WATCH_EVENT_KIND_SYNCED, // (re)connected: the view may have moved
+				pb.WatchEventKind_WATCH_EVENT_KIND_ADDED, pb.WatchEventKind_WATCH_EVENT_KIND_UPDATED,
 				pb.WatchEventKind_WATCH_EVENT_KIND_STALE, pb.WatchEventKind_WATCH_EVENT_KIND_RECOVERED,
 				pb.WatchEventKind_WATCH_EVENT_KIND_REMOVED:
 				select {
@@ -87,10 +88,17 @@ func (m *modelCache) run(ctx context.Context) {
 			m.log.Info().Err(err).Msg("No change feed; the model list is read every few seconds only")
 		}
 	})
-	t := time.NewTicker(m.every)
+	t := time.NewTimer(m.every)
 	defer t.Stop()
 	for {
 		m.refresh(ctx)
+		// A failed read (no validator yet) is tried again soon, not a
+		// whole period later.
+		next := m.every
+		if m.failing() {
+			next = min(m.every, failedRetry)
+		}
+		t.Reset(next)
 		select {
 		case <-ctx.Done():
 			return
@@ -105,6 +113,16 @@ func (m *modelCache) run(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// failedRetry is how soon a failed read of the list is tried again.
+const failedRetry = 500 * time.Millisecond
+
+// failing reports whether the last read of the list failed.
+func (m *modelCache) failing() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.err != nil
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) bool {

@@ -3,11 +3,15 @@ package gateway_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
 
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/lloom/lloom/node"
 	"github.com/lloom/lloom/node/executor"
 	"github.com/lloom/lloom/node/gateway"
 	"github.com/lloom/lloom/node/nodetest"
@@ -136,4 +140,31 @@ func TestModelsFollowTheChangeFeed(t *testing.T) {
 		t.Fatal(err)
 	}
 	g.waitModels(t)
+}
+
+// A gateway started before its validator lists the models soon after the
+// validator comes up, not a whole refresh period (here an hour) later.
+func TestModelsOnceTheValidatorComesUp(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	peers, err := node.ParseBootstrapPeers(fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := startGateway(t, nil, func(c *gateway.Config) {
+		c.Client.Validators = peers
+		c.ModelsRefresh = time.Hour
+	})
+	if resp, _ := g.do(t, t.Context(), http.MethodGet, "/v1/models", ""); resp.StatusCode != http.StatusBadGateway {
+		t.Fatalf("GET /v1/models with no validator up: %d, want 502", resp.StatusCode)
+	}
+	v := startValidator(t, func(c *validator.Config) {
+		c.Listen = []ma.Multiaddr{ma.StringCast(fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", port))}
+	})
+	serve(t, v, backendtest.New(t, backendtest.WithModels(model)), 2, nil)
+	g.waitModels(t, model)
 }
